@@ -1,0 +1,90 @@
+"""`datafrost trigger create|list|delete`: extra triggers to any sink, as `kn trigger` does."""
+
+from __future__ import annotations
+
+import argparse
+
+from cli.common import CliError, add_url, fail_unless, print_table, request_json
+from eventing.durations import parse_duration
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("trigger", help="manage extra triggers on a running `datafrost dev`")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=type(parser))
+
+    create = verbs.add_parser("create", help="create or update a trigger")
+    create.add_argument("name")
+    create.add_argument("--filter", action="append", default=[], metavar="ATTRIBUTE=VALUE")
+    create.add_argument("--sink", required=True, help="URL the matching events are POSTed to")
+    create.add_argument("--retry", type=int, default=5)
+    create.add_argument("--backoff-policy", choices=("exponential", "linear"), default="exponential")
+    create.add_argument("--backoff-delay", default="PT0.2S", help="ISO 8601 duration (default %(default)s)")
+    create.add_argument("--timeout", default="PT30S", help="per attempt, ISO 8601 (default %(default)s)")
+    create.add_argument("--dead-letter-sink", help="URL for events whose delivery failed")
+    create.add_argument("--parallelism", type=int, default=1, help="concurrent deliveries (1 keeps order)")
+    add_url(create)
+    create.set_defaults(run=run_create)
+
+    listing = verbs.add_parser("list", help="list every trigger, the registry's included")
+    add_url(listing)
+    listing.set_defaults(run=run_list)
+
+    delete = verbs.add_parser("delete", help="delete a trigger made with `trigger create`")
+    delete.add_argument("name")
+    add_url(delete)
+    delete.set_defaults(run=run_delete)
+
+
+def _parse_filters(pairs: list[str]) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CliError(f"--filter {pair!r} must be ATTRIBUTE=VALUE")
+        filters[name] = value
+    return filters
+
+
+def run_create(args: argparse.Namespace) -> int:
+    for flag in ("backoff_delay", "timeout"):
+        try:
+            parse_duration(getattr(args, flag))
+        except ValueError as exc:
+            raise CliError(f"--{flag.replace('_', '-')}: {exc}") from None
+    delivery = {
+        "retry": args.retry,
+        "backoff_policy": args.backoff_policy,
+        "backoff_delay": args.backoff_delay,
+        "timeout": args.timeout,
+        "dead_letter_sink": args.dead_letter_sink,
+    }
+    body = {
+        "name": args.name,
+        "subscriber": args.sink,
+        "filter": _parse_filters(args.filter),
+        "delivery": delivery,
+        "parallelism": args.parallelism,
+    }
+    status, answer = request_json("POST", f"{args.url.rstrip('/')}/brokers/default/triggers", body)
+    fail_unless(status, answer, 201)
+    print(f"trigger {args.name} created")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    status, answer = request_json("GET", f"{args.url.rstrip('/')}/brokers/default/triggers")
+    fail_unless(status, answer, 200)
+    rows = [("NAME", "FILTER", "SINK", "RETRY", "DEAD LETTER SINK")]
+    for t in answer["triggers"]:
+        filters = " ".join(f"{k}={v}" for k, v in sorted(t["filter"].items())) or "(all)"
+        d = t["delivery"]
+        rows.append((t["name"], filters, t["subscriber"], str(d["retry"]), d.get("dead_letter_sink") or "-"))
+    print_table(rows)
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    status, answer = request_json("DELETE", f"{args.url.rstrip('/')}/brokers/default/triggers/{args.name}")
+    fail_unless(status, answer, 204)
+    print(f"trigger {args.name} deleted")
+    return 0

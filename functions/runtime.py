@@ -1,0 +1,156 @@
+"""The shared wrapper every function is served through, on functions-framework's `http` signature.
+
+It gives strict CloudEvent parsing (no echo of headers or body on errors), health and metrics routes,
+empty-2xx or CloudEvent replies, JSON errors, JSON logs and a small (source, id) dedupe window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from eventing.cloudevent import CloudEvent
+from eventing.http_codec import parse_http, to_binary
+from eventing.validation import EventTooLarge, InvalidEvent
+from functions.spec import FunctionSpec
+from shared import logging as jsonlog
+from shared import metrics
+from shared.errors import HttpError, error_body
+from shared.settings import settings
+
+log = logging.getLogger("datafrost.function")
+EventHandler = Callable[[CloudEvent], CloudEvent | None]
+HttpHandler = Callable[[flask.Request], Any]
+DEDUPE_WINDOW = 10_000
+
+
+class _SeenEvents:
+    """The most recent (source, id) pairs handled successfully by this process."""
+
+    def __init__(self, size: int = DEDUPE_WINDOW) -> None:
+        self._size = size
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._keys
+
+    def add(self, key: tuple[str, str]) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+
+def json_response(body: Any, status: int = 200) -> flask.Response:
+    return flask.Response(flask.json.dumps(body), status=status, mimetype="application/json")
+
+
+def error_response(message: str, status: int) -> flask.Response:
+    return flask.Response(error_body(message), status=status, mimetype="application/json")
+
+
+def _event_response(reply: CloudEvent | None) -> flask.Response:
+    if reply is None:
+        return flask.Response(status=204)
+    headers, body = to_binary(reply)
+    return flask.Response(body, status=200, headers=headers)
+
+
+class _Runtime:
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self._configured = False
+
+    def configure_once(self) -> None:
+        if not self._configured:
+            jsonlog.configure(self.spec.name, settings().log_level)
+            self._configured = True
+
+    def builtin(self, request: flask.Request) -> flask.Response | None:
+        if request.method != "GET":
+            return None
+        if request.path in ("/healthz", "/readyz"):
+            return json_response({"status": "ok", "function": self.spec.name})
+        if request.path == "/metrics":
+            body, content_type = metrics.exposition()
+            return flask.Response(body, content_type=content_type)
+        return None
+
+    def serve(
+        self, request: flask.Request, handle: Callable[[flask.Request], flask.Response]
+    ) -> flask.Response:
+        self.configure_once()
+        response = self.builtin(request)
+        if response is None:
+            try:
+                response = handle(request)
+            except HttpError as exc:
+                response = error_response(exc.message, exc.status)
+            except Exception:
+                log.exception("unhandled error")
+                response = error_response("internal error", 500)
+        metrics.function_requests.labels(self.spec.name, request.method, str(response.status_code)).inc()
+        return response
+
+
+def cloudevent_function(
+    spec: FunctionSpec, on_event: EventHandler
+) -> Callable[[flask.Request], flask.Response]:
+    """The functions-framework target for a function that consumes CloudEvents on POST /."""
+    runtime = _Runtime(spec)
+    seen = _SeenEvents()
+
+    def handle_event(request: flask.Request) -> flask.Response:
+        if request.method != "POST":
+            return error_response(f"{spec.name} accepts CloudEvents by POST", 405)
+        try:
+            (event,) = parse_http(
+                request.headers, request.get_data(), max_bytes=settings().max_event_bytes, allow_batch=False
+            )
+        except EventTooLarge as exc:
+            return error_response(str(exc), 413)
+        except InvalidEvent as exc:
+            return error_response(f"invalid CloudEvent: {exc}", 400)
+        key = (event.source, event.id)
+        with jsonlog.event_context(event.id, event.type):
+            if key in seen:
+                log.info("duplicate event ignored")
+                return flask.Response(status=204)
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                reply = on_event(event)
+                outcome = "ok"
+            except HttpError as exc:
+                outcome = "rejected"
+                log.warning("event refused: %s", exc.message)
+                raise
+            finally:
+                metrics.function_events.labels(spec.name, event.type, outcome).inc()
+                metrics.function_event_duration.labels(spec.name, event.type).observe(
+                    time.perf_counter() - started
+                )
+            seen.add(key)
+            return _event_response(reply)
+
+    def target(request: flask.Request) -> flask.Response:
+        return runtime.serve(request, handle_event)
+
+    return target
+
+
+def http_function(spec: FunctionSpec, on_request: HttpHandler) -> Callable[[flask.Request], flask.Response]:
+    """The functions-framework target for an HTTP function; `on_request` may return any Flask answer."""
+    runtime = _Runtime(spec)
+
+    def handle_request(request: flask.Request) -> flask.Response:
+        return flask.current_app.make_response(on_request(request))
+
+    def target(request: flask.Request) -> flask.Response:
+        return runtime.serve(request, handle_request)
+
+    return target

@@ -1,0 +1,66 @@
+"""Prometheus metrics shared by the broker and every function (base units, bounded labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# Broker: labelled by broker and trigger name (both bounded by configuration, never by event ids).
+events_received = Counter(
+    "datafrost_broker_events_received_total", "Events accepted by the broker ingress.", ["broker"]
+)
+events_rejected = Counter(
+    "datafrost_broker_events_rejected_total", "Requests refused by the broker ingress.", ["broker", "reason"]
+)
+events_delivered = Counter(
+    "datafrost_broker_events_delivered_total", "Events a subscriber answered with 2xx.", ["trigger"]
+)
+delivery_retries = Counter(
+    "datafrost_broker_delivery_retries_total", "Delivery attempts that were retried.", ["trigger"]
+)
+events_dead_lettered = Counter(
+    "datafrost_broker_events_dead_lettered_total",
+    "Events that exhausted or failed delivery, by what became of them.",
+    ["trigger", "outcome"],
+)
+replies_published = Counter(
+    "datafrost_broker_replies_published_total", "Reply events re-published into the broker.", ["trigger"]
+)
+delivery_latency = Histogram(
+    "datafrost_broker_delivery_duration_seconds",
+    "Time from dispatch to the final outcome of one event for one trigger, retries included.",
+    ["trigger"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# Functions: labelled by function, event type (a fixed vocabulary) and outcome.
+function_events = Counter(
+    "datafrost_function_events_total", "Events handled by a function.", ["function", "type", "outcome"]
+)
+function_event_duration = Histogram(
+    "datafrost_function_event_duration_seconds",
+    "Time a function spent handling one event.",
+    ["function", "type"],
+    buckets=LATENCY_BUCKETS,
+)
+function_requests = Counter(
+    "datafrost_function_requests_total", "HTTP requests a function answered.", ["function", "method", "code"]
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The process's metrics in the Prometheus text format, with its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# The local runner: scale-from-zero of function processes.
+cold_starts = Counter(
+    "datafrost_function_cold_starts_total", "Function processes started on demand.", ["function"]
+)
+cold_start_duration = Histogram(
+    "datafrost_function_cold_start_duration_seconds",
+    "Time from starting a function process to its first ready answer.",
+    ["function"],
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+)

@@ -1,0 +1,72 @@
+"""Typed settings, read once from the environment (DATAFROST_* plus Knative's runtime contract)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process reads from its environment, in one place."""
+
+    function: str  # K_SERVICE on Knative; the function name locally
+    port: int  # PORT
+    sink: str | None  # K_SINK: where emitted events go (the broker ingress)
+    data_dir: Path
+    log_level: str
+    max_event_bytes: int
+    broker_url: str  # "memory" or amqp://...
+    databases: Mapping[str, str]  # service -> URL, from DATAFROST_<SERVICE>_DB
+
+    def database_url(self, service: str) -> str:
+        """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
+        configured = self.databases.get(service)
+        if configured:
+            return configured
+        path = (self.data_dir / "db" / f"{service}.db").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.sink is None or self.sink.startswith("http://127.0.0.1")
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def from_env(env: dict[str, str]) -> Settings:
+    """Settings from an explicit environment mapping (tests pass their own)."""
+    return Settings(
+        function=env.get("K_SERVICE", "datafrost"),
+        port=_int(env, "PORT", 8080),
+        sink=env.get("K_SINK") or None,
+        data_dir=Path(env.get("DATAFROST_DATA_DIR", ".datafrost")),
+        log_level=env.get("DATAFROST_LOG_LEVEL", "INFO").upper(),
+        max_event_bytes=_int(env, "DATAFROST_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+        broker_url=env.get("DATAFROST_BROKER", "memory"),
+        databases={
+            name[len("DATAFROST_") : -len("_DB")].lower().replace("_", "-"): value
+            for name, value in env.items()
+            if name.startswith("DATAFROST_") and name.endswith("_DB") and value
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings, read from os.environ on first use."""
+    return from_env(dict(os.environ))

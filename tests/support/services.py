@@ -1,0 +1,35 @@
+"""External services the tests use: skipped with a reason on a laptop, required in CI."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+AMQP_URL = os.environ.get("DATAFROST_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+POSTGRES_URL = os.environ.get("DATAFROST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def services_required() -> bool:
+    return os.environ.get("DATAFROST_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> str:
+    """The URL when the service answers; else skip (or fail when DATAFROST_REQUIRE_SERVICES=1)."""
+    if _reachable(url, default_port):
+        return url
+    reason = f"{name} is not reachable at {urlparse(url).hostname}:{urlparse(url).port or default_port}"
+    if services_required():
+        pytest.fail(f"{reason}, and DATAFROST_REQUIRE_SERVICES=1 says it must be", pytrace=False)
+    pytest.skip(f"{reason} (set DATAFROST_TEST_{name.upper()}_URL to point at one)")

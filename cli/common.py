@@ -36,7 +36,9 @@ def request_json(method: str, url: str, body: Any = None, timeout: float = 30.0)
             timeout=timeout,
         )
     except urllib3.exceptions.HTTPError as exc:
-        raise CliError(f"cannot reach {url}: {exc.__class__.__name__} (is `datafrost dev` running?)") from None
+        raise CliError(
+            f"cannot reach {url}: {exc.__class__.__name__} (is `datafrost dev` running?)"
+        ) from None
     decoded = None
     if response.data:
         try:

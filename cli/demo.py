@@ -18,5 +18,7 @@ def run_demo(url: str) -> None:
     )
     fail_unless(status, body, 201)
     for n in range(1, 4):
-        send_event(f"{url}/brokers/default", new_event(DEMO_TYPE, "datafrost/demo", {"n": n, "hello": "world"}))
+        send_event(
+            f"{url}/brokers/default", new_event(DEMO_TYPE, "datafrost/demo", {"n": n, "hello": "world"})
+        )
     print(f"demo: sent 3 events of type {DEMO_TYPE}; see them at {url}/event-display/events")

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from cli.common import CliError, print_table
+from eventing.broker.rabbitmq import BrokerUnavailable
 from eventing.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         platform.shutdown()
         raise CliError(f"cannot start on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except (ValueError, BrokerUnavailable) as exc:
         platform.shutdown()
         raise CliError(str(exc)) from None
     try:

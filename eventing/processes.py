@@ -40,6 +40,7 @@ class FunctionState:
 
     name: str
     running: bool
+    pid: int | None
     url: str | None
     cold_starts: int
     in_flight: int
@@ -134,6 +135,7 @@ class FunctionProcess:
         return FunctionState(
             name=self.spec.name,
             running=running,
+            pid=self._proc.pid if running and self._proc else None,
             url=f"http://127.0.0.1:{self.port}" if running else None,
             cold_starts=self.cold_starts,
             in_flight=self.in_flight,

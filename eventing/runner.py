@@ -33,17 +33,22 @@ class DevOptions:
     broker: str = "memory"
     idle_seconds: float = 60.0
     keep_warm: bool = False
-    amqp_queue_type: str = "classic"
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def make_broker(url: str, queue_type: str = "classic") -> Broker:
+def make_broker(url: str, name: str = "default", queue_type: str = "classic") -> Broker:
     if url == "memory":
-        return MemoryBroker()
+        return MemoryBroker(name)
     if url.startswith(("amqp://", "amqps://")):
-        from eventing.broker.rabbitmq import RabbitMQBroker
+        import pika.exceptions
 
-        return RabbitMQBroker(url, queue_type=queue_type)
+        from eventing.broker.rabbitmq import BrokerUnavailable, RabbitMQBroker
+
+        try:
+            return RabbitMQBroker(url, name=name, queue_type=queue_type)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            where = url.rsplit("@", 1)[-1]  # never print the credentials
+            raise BrokerUnavailable(f"cannot connect to RabbitMQ at {where}: {type(exc).__name__}") from None
     raise ValueError(f"--broker must be 'memory' or an amqp:// URL, got {url!r}")
 
 
@@ -92,7 +97,8 @@ class DevPlatform:
         return f"http://{host}:{self.server.server_port}"
 
     def start(self) -> None:
-        broker = make_broker(self.options.broker, self.options.amqp_queue_type)
+        configured = from_env({**os.environ, **self.options.extra_env})
+        broker = make_broker(self.options.broker, configured.broker_name, configured.amqp_queue_type)
         self.broker = broker
         store = TriggerStore(self.data_dir / "triggers.json")
         # Bind first: function triggers and K_SINK need the gateway's port; the app is set below.

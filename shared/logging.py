@@ -32,8 +32,10 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, dict):
             line.update({k: v for k, v in fields.items() if k.lower() not in _SECRET_KEYS})
         line["message"] = record.getMessage()
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+            line["stack"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
@@ -46,8 +48,10 @@ def configure(function: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("pika", "urllib3", "werkzeug"):
+    for noisy in ("urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika logs every failed connection attempt as an error; the broker reports those itself.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ class Settings:
     log_level: str
     max_event_bytes: int
     broker_url: str  # "memory" or amqp://...
+    broker_name: str  # names the broker's exchange and queues in RabbitMQ
+    amqp_queue_type: str  # classic or quorum
     databases: Mapping[str, str]  # service -> URL, from DATAFROST_<SERVICE>_DB
 
     def database_url(self, service: str) -> str:
@@ -58,6 +60,8 @@ def from_env(env: dict[str, str]) -> Settings:
         log_level=env.get("DATAFROST_LOG_LEVEL", "INFO").upper(),
         max_event_bytes=_int(env, "DATAFROST_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
         broker_url=env.get("DATAFROST_BROKER", "memory"),
+        broker_name=env.get("DATAFROST_BROKER_NAME", "default"),
+        amqp_queue_type=env.get("DATAFROST_AMQP_QUEUE_TYPE", "classic"),
         databases={
             name[len("DATAFROST_") : -len("_DB")].lower().replace("_", "-"): value
             for name, value in env.items()

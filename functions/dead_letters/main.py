@@ -12,8 +12,6 @@ HTTP: `GET /` lists (`?type=`, `?limit=`), `GET /<id>` shows one, `POST /<id>/re
 from __future__ import annotations
 
 import base64
-from functools import cache
-
 import flask
 
 from eventing.client import SendError, send_event
@@ -23,6 +21,7 @@ from functions.dead_letters.store import DeadLetterStore
 from functions.runtime import error_response, http_function, json_response
 from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
 from shared.errors import HttpError, NotFound
+from shared.lazy import once
 from shared.settings import settings
 
 SPEC = FunctionSpec(
@@ -33,7 +32,7 @@ SPEC = FunctionSpec(
 )
 
 
-@cache
+@once
 def store() -> DeadLetterStore:
     return DeadLetterStore(settings().database_url(SPEC.name))
 

@@ -132,6 +132,11 @@ class DeadLetterStore:
             return conn.execute(sql_delete(dead_letters).where(dead_letters.c.id == letter_id)).rowcount > 0
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 def _from_row(row: Any) -> DeadLetter:
     return DeadLetter(
         id=row["id"],
@@ -139,6 +144,6 @@ def _from_row(row: Any) -> DeadLetter:
         destination=row["destination"],
         code=row["code"],
         error=row["error"],
-        received_at=row["received_at"],
-        replayed_at=row["replayed_at"],
+        received_at=_utc(row["received_at"]) or datetime.now(UTC),
+        replayed_at=_utc(row["replayed_at"]),
     )

@@ -1,0 +1,105 @@
+"""`datafrost dev` as a user runs it: a real subprocess on a free port, with its own data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from eventing.processes import free_port
+
+DATAFROST = [sys.executable, "-m", "cli.main"]
+
+
+class DevProcess:
+    """Starts `datafrost dev`, waits for /healthz, and stops it with SIGINT (or SIGKILL on demand)."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = urllib3.PoolManager(retries=False)
+        self.proc: subprocess.Popen[str] | None = None
+        self.log_path = data_dir / f"dev-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> DevProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [*DATAFROST, "dev", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=self.env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"datafrost dev exited {self.proc.returncode}: {self.log_path.read_text()}"
+                )
+            try:
+                if self.http.request("GET", self.url + "/healthz", timeout=1).status == 200:
+                    return self
+            except urllib3.exceptions.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError("datafrost dev did not answer /healthz in time")
+
+    def request(self, method: str, path: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        kwargs.setdefault("timeout", 30)
+        return self.http.request(method, self.url + path, **kwargs)
+
+    def json(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        response = self.request(
+            method,
+            path,
+            body=None if body is None else json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
+        return response.status, (json.loads(response.data) if response.data else None)
+
+    def functions(self) -> dict[str, dict[str, Any]]:
+        _, body = self.json("GET", "/functions")
+        return {f["name"]: f for f in body["functions"]}
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run another `datafrost` command against this platform."""
+        return subprocess.run(
+            [*DATAFROST, *args, "--url", self.url], capture_output=True, text=True, env=self.env, timeout=60
+        )
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> str:
+        """Stop it; returns what it printed on stdout."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out, _ = self.proc.communicate(timeout=timeout)
+        return out
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+        return lines
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -12,6 +12,7 @@ HTTP: `GET /` lists (`?type=`, `?limit=`), `GET /<id>` shows one, `POST /<id>/re
 from __future__ import annotations
 
 import base64
+
 import flask
 
 from eventing.client import SendError, send_event

@@ -40,6 +40,8 @@ class _SeenEvents:
         return key in self._keys
 
     def add(self, key: tuple[str, str]) -> None:
+        if not self._size:
+            return
         self._keys[key] = None
         if len(self._keys) > self._size:
             self._keys.popitem(last=False)
@@ -98,15 +100,17 @@ class _Runtime:
 
 
 def cloudevent_function(
-    spec: FunctionSpec, on_event: EventHandler
+    spec: FunctionSpec, on_event: EventHandler, api: HttpHandler | None = None, *, dedupe: bool = True
 ) -> Callable[[flask.Request], flask.Response]:
-    """The functions-framework target for a function that consumes CloudEvents on POST /."""
+    """The functions-framework target for a function that consumes CloudEvents on `POST /`.
+
+    Any other request goes to `api` when given (a function's own HTTP API), else answers 405.
+    With `dedupe`, an event whose (source, id) this process already handled is answered 204 unseen.
+    """
     runtime = _Runtime(spec)
-    seen = _SeenEvents()
+    seen = _SeenEvents(DEDUPE_WINDOW if dedupe else 0)
 
     def handle_event(request: flask.Request) -> flask.Response:
-        if request.method != "POST":
-            return error_response(f"{spec.name} accepts CloudEvents by POST", 405)
         try:
             (event,) = parse_http(
                 request.headers, request.get_data(), max_bytes=settings().max_event_bytes, allow_batch=False
@@ -130,15 +134,21 @@ def cloudevent_function(
                 log.warning("event refused: %s", exc.message)
                 raise
             finally:
+                elapsed = time.perf_counter() - started
                 metrics.function_events.labels(spec.name, event.type, outcome).inc()
-                metrics.function_event_duration.labels(spec.name, event.type).observe(
-                    time.perf_counter() - started
-                )
+                metrics.function_event_duration.labels(spec.name, event.type).observe(elapsed)
             seen.add(key)
             return _event_response(reply)
 
+    def dispatch(request: flask.Request) -> flask.Response:
+        if request.method == "POST" and request.path == "/":
+            return handle_event(request)
+        if api is not None:
+            return flask.current_app.make_response(api(request))
+        return error_response(f"{spec.name} accepts CloudEvents by POST /", 405)
+
     def target(request: flask.Request) -> flask.Response:
-        return runtime.serve(request, handle_event)
+        return runtime.serve(request, dispatch)
 
     return target
 

@@ -16,10 +16,9 @@ import base64
 import flask
 
 from eventing.client import SendError, send_event
-from eventing.http_codec import parse_http
-from eventing.validation import EventTooLarge, InvalidEvent
+from eventing.cloudevent import CloudEvent
 from functions.dead_letters.store import DeadLetterStore
-from functions.runtime import error_response, http_function, json_response
+from functions.runtime import cloudevent_function, json_response
 from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
 from shared.errors import HttpError, NotFound
 from shared.lazy import once
@@ -27,7 +26,7 @@ from shared.settings import settings
 
 SPEC = FunctionSpec(
     name=DEAD_LETTERS_FUNCTION,
-    kind="http",
+    kind="cloudevent",
     description="Keeps undeliverable events; lists and replays them",
     consumes=("*",),
 )
@@ -38,17 +37,8 @@ def store() -> DeadLetterStore:
     return DeadLetterStore(settings().database_url(SPEC.name))
 
 
-def _receive(request: flask.Request) -> flask.Response:
-    try:
-        (event,) = parse_http(
-            request.headers, request.get_data(), max_bytes=settings().max_event_bytes, allow_batch=False
-        )
-    except EventTooLarge as exc:
-        return error_response(str(exc), 413)
-    except InvalidEvent as exc:
-        return error_response(f"invalid CloudEvent: {exc}", 400)
+def on_event(event: CloudEvent) -> None:
     store().add(event)
-    return flask.Response(status=204)
 
 
 def _replay(letter_id: str) -> flask.Response:
@@ -80,11 +70,9 @@ def _show(letter_id: str) -> flask.Response:
     )
 
 
-def on_request(request: flask.Request) -> flask.Response:
+def api(request: flask.Request) -> flask.Response:
     parts = [p for p in request.path.split("/") if p]
     if not parts:
-        if request.method == "POST":
-            return _receive(request)
         if request.method == "GET":
             limit = request.args.get("limit", "100")
             if not limit.isdigit() or not 1 <= int(limit) <= 1000:
@@ -102,4 +90,5 @@ def on_request(request: flask.Request) -> flask.Response:
     raise HttpError(f"no route for {request.method} {request.path}", 404)
 
 
-handle = http_function(SPEC, on_request)
+# No dedupe window: the same event dead-lettered by two triggers is two dead letters.
+handle = cloudevent_function(SPEC, on_event, api, dedupe=False)

@@ -16,7 +16,7 @@ from collections import deque
 import flask
 
 from eventing.cloudevent import CloudEvent
-from functions.runtime import cloudevent_function, json_response
+from functions.runtime import cloudevent_function, error_response, json_response
 from functions.spec import FunctionSpec
 
 SPEC = FunctionSpec(
@@ -39,10 +39,10 @@ def _as_json(event: CloudEvent) -> dict[str, object]:
     return {"attributes": dict(event.attributes), "data_base64": base64.b64encode(data).decode()}
 
 
-_receive = cloudevent_function(SPEC, on_event)
-
-
-def handle(request: flask.Request) -> flask.Response:
+def api(request: flask.Request) -> flask.Response:
     if request.method == "GET" and request.path == "/events":
         return json_response({"events": [_as_json(e) for e in _recent]})
-    return _receive(request)
+    return error_response(f"no route for {request.method} {request.path}", 404)
+
+
+handle = cloudevent_function(SPEC, on_event, api)

@@ -1,24 +1,45 @@
-"""`datafrost dev --demo`: show a newcomer events flowing, right after start."""
+"""`datafrost dev --demo`: a few generated images uploaded right after start, so the catalog fills."""
 
 from __future__ import annotations
 
-from cli.common import fail_unless, request_json
-from eventing.client import send_event
-from eventing.cloudevent import new_event
+import io
 
-DEMO_TYPE = "io.datafrost.demo.greeting"
+import urllib3
+from PIL import Image, ImageDraw
+
+from cli.common import CliError
+
+DEMO_IMAGES = 5
+
+
+def _picture(n: int) -> tuple[str, bytes, str]:
+    """A small, distinct picture: a gradient with shapes; every other one a JPEG with camera EXIF."""
+    width, height = (640 + 80 * n, 420 + 40 * n)
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        shade = int(255 * y / height)
+        draw.line([(0, y), (width, y)], fill=((40 * n) % 256, shade, 255 - shade))
+    draw.ellipse([width // 4, height // 4, width // 2 + 40 * n, height // 2 + 30 * n], fill=(250, 200, 40))
+    draw.rectangle([width // 2, height // 3, width - 30, height - 30], outline=(255, 255, 255), width=8)
+    out = io.BytesIO()
+    if n % 2 == 0:
+        exif = Image.Exif()
+        exif[0x010F] = "DataFrost"  # Make
+        exif[0x0110] = f"Demo Camera {n}"  # Model
+        exif[0x0112] = 6 if n == 0 else 1  # Orientation: the first one is stored sideways
+        image.save(out, "JPEG", quality=88, exif=exif)
+        return f"demo-{n}.jpg", out.getvalue(), "image/jpeg"
+    image.save(out, "PNG")
+    return f"demo-{n}.png", out.getvalue(), "image/png"
 
 
 def run_demo(url: str) -> None:
-    """Route demo events to event-display and send three of them."""
-    status, body = request_json(
-        "POST",
-        f"{url}/brokers/default/triggers",
-        {"name": "demo-display", "subscriber": f"{url}/event-display/", "filter": {"type": DEMO_TYPE}},
-    )
-    fail_unless(status, body, 201)
-    for n in range(1, 4):
-        send_event(
-            f"{url}/brokers/default", new_event(DEMO_TYPE, "datafrost/demo", {"n": n, "hello": "world"})
-        )
-    print(f"demo: sent 3 events of type {DEMO_TYPE}; see them at {url}/event-display/events")
+    http = urllib3.PoolManager(retries=False)
+    for n in range(DEMO_IMAGES):
+        name, data, content_type = _picture(n)
+        headers = {"Content-Type": content_type, "X-Filename": name}
+        response = http.request("POST", f"{url}/upload", body=data, headers=headers, timeout=60)
+        if response.status != 201:
+            raise CliError(f"demo upload of {name} failed with {response.status}: {response.data[:200]!r}")
+    print(f"demo: uploaded {DEMO_IMAGES} images; the catalog fills in a moment: {url}/catalog/images")

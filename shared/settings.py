@@ -9,6 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 80_000_000
+DEFAULT_MAX_IMAGE_FRAMES = 1000
+DEFAULT_VARIANTS = "thumb:256:webp,preview:1024:webp"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,17 @@ class Settings:
     broker_name: str  # names the broker's exchange and queues in RabbitMQ
     amqp_queue_type: str  # classic or quorum
     databases: Mapping[str, str]  # service -> URL, from DATAFROST_<SERVICE>_DB
+    store: str  # "local" (the embedded store under the data dir) or http(s)://KEY:SECRET@HOST:PORT
+    uploads_bucket: str
+    variants_bucket: str
+    max_upload_bytes: int
+    max_image_pixels: int  # decompression-bomb limit
+    max_image_frames: int  # frame-bomb limit for animated formats
+    variants: str  # "name:longest_edge:format,..." e.g. "thumb:256:webp,preview:1024:webp"
+    storage_events_token: str | None  # MinIO's notify_webhook auth_token, checked when set
+    storage_amqp_url: str | None  # consume MinIO's AMQP target when set
+    storage_amqp_exchange: str
+    storage_amqp_routing_key: str
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -36,8 +51,9 @@ class Settings:
         return f"sqlite:///{path}"
 
     @property
-    def is_dev(self) -> bool:
-        return self.sink is None or self.sink.startswith("http://127.0.0.1")
+    def local_store_root(self) -> Path:
+        """Where the embedded object store keeps buckets (one folder per bucket)."""
+        return (self.data_dir / "buckets").resolve()
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -67,6 +83,17 @@ def from_env(env: dict[str, str]) -> Settings:
             for name, value in env.items()
             if name.startswith("DATAFROST_") and name.endswith("_DB") and value
         },
+        store=env.get("DATAFROST_STORE", "local"),
+        uploads_bucket=env.get("DATAFROST_UPLOADS_BUCKET", "uploads"),
+        variants_bucket=env.get("DATAFROST_VARIANTS_BUCKET", "variants"),
+        max_upload_bytes=_int(env, "DATAFROST_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
+        max_image_pixels=_int(env, "DATAFROST_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+        max_image_frames=_int(env, "DATAFROST_MAX_IMAGE_FRAMES", DEFAULT_MAX_IMAGE_FRAMES),
+        variants=env.get("DATAFROST_VARIANTS", DEFAULT_VARIANTS),
+        storage_events_token=env.get("DATAFROST_STORAGE_EVENTS_TOKEN") or None,
+        storage_amqp_url=env.get("DATAFROST_STORAGE_AMQP_URL") or None,
+        storage_amqp_exchange=env.get("DATAFROST_STORAGE_AMQP_EXCHANGE", "minio"),
+        storage_amqp_routing_key=env.get("DATAFROST_STORAGE_AMQP_ROUTING_KEY", "minio.events"),
     )
 
 

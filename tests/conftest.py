@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.support.services import AMQP_URL, require_service
+from tests.support.services import AMQP_URL, POSTGRES_URL, require_service
 from tests.support.sink import Sink
 
 
@@ -27,3 +30,26 @@ def dead_letter_sink() -> Iterator[Sink]:
 @pytest.fixture
 def amqp_url() -> str:
     return require_service("amqp", AMQP_URL, 5672)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    return require_service("postgres", POSTGRES_URL, 5432)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: SQLite in tmp_path, or its own schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    server = require_service("postgres", POSTGRES_URL, 5432)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in server else "?"
+    yield f"{server}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()

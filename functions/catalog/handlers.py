@@ -1,0 +1,116 @@
+"""What the catalog does for each event type and each API route."""
+
+from __future__ import annotations
+
+import logging
+
+import flask
+
+from eventing.cloudevent import CloudEvent
+from functions.catalog.queries import MAX_PAGE, CatalogReader, ImageFilter
+from functions.catalog.repository import CatalogWriter
+from functions.runtime import json_response
+from shared import events
+from shared.db import engine
+from shared.errors import HttpError, NotFound, PermanentEventError
+from shared.lazy import once
+from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.settings import settings
+
+log = logging.getLogger("datafrost.catalog")
+
+
+@once
+def writer() -> CatalogWriter:
+    return CatalogWriter(engine(settings().database_url("catalog")))
+
+
+@once
+def reader() -> CatalogReader:
+    return CatalogReader(writer().engine)
+
+
+@once
+def store() -> ObjectStore:
+    from shared.objectstore.factory import open_store
+
+    return open_store(settings())
+
+
+def apply_event(event: CloudEvent) -> None:
+    """Record one event; an event whose data does not fit its type is refused for good (422)."""
+    try:
+        data = event.json()
+        if event.type == events.OBJECT_CREATED:
+            created = events.payload(events.ObjectCreated, data)
+            writer().object_created(events.image_id(created.bucket, created.key), created)
+        elif event.type == events.OBJECT_REMOVED:
+            removed = events.payload(events.ObjectRemoved, data)
+            writer().removed(events.image_id(removed.bucket, removed.key), removed)
+        elif event.type == events.IMAGE_ANALYZED:
+            writer().analyzed(events.payload(events.ImageAnalyzed, data))
+        elif event.type == events.IMAGE_THUMBNAILED:
+            writer().thumbnailed(events.payload(events.ImageThumbnailed, data))
+        elif event.type == events.IMAGE_REJECTED:
+            writer().rejected(events.payload(events.ImageRejected, data))
+        else:
+            raise PermanentEventError(f"the catalog does not consume {event.type}")
+    except (ValueError, TypeError) as exc:
+        raise PermanentEventError(f"{event.type} data is not valid: {exc}") from None
+
+
+def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise HttpError(f"{name} must be an integer from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def list_images(request: flask.Request, owner: str | None = None) -> flask.Response:
+    limit = _int_arg(request, "limit", 50, 1, MAX_PAGE)
+    similar_to = request.args.get("similar_to")
+    if similar_to:
+        max_distance = _int_arg(request, "max_distance", 10, 0, 64)
+        if reader().get(similar_to, owner) is None:
+            raise NotFound(f"no image {similar_to}")
+        return json_response(
+            {"images": reader().similar(similar_to, max_distance, limit, owner), "next_cursor": None}
+        )
+    filters = ImageFilter.from_args(request.args, owner)
+    page, next_cursor = reader().page(filters, request.args.get("cursor"), limit)
+    return json_response({"images": page, "next_cursor": next_cursor})
+
+
+def show_image(image_id: str, owner: str | None = None) -> flask.Response:
+    record = reader().get(image_id, owner)
+    if record is None:
+        raise NotFound(f"no image {image_id}")
+    return json_response(record)
+
+
+def delete_image(image_id: str, owner: str | None = None) -> flask.Response:
+    """Delete the original and every variant; the record is gone at once."""
+    record = reader().get(image_id, owner)
+    if record is None:
+        raise NotFound(f"no image {image_id}")
+    objects = reader().stored_objects(image_id)
+    for bucket, key in objects:
+        store().delete(bucket, key)
+    with writer().engine.begin() as conn:
+        writer().mark_deleted(conn, image_id, None)
+    log.info("deleted image %s and its %d stored objects", image_id, len(objects))
+    return flask.Response(status=204)
+
+
+def variant_bytes(image_id: str, name: str, owner: str | None = None) -> flask.Response:
+    variant = reader().variant(image_id, name, owner)
+    if variant is None:
+        raise NotFound(f"image {image_id} has no variant {name!r}")
+    try:
+        data = store().get(variant["bucket"], variant["key"])
+    except ObjectNotFound:
+        raise NotFound(f"variant {name!r} of image {image_id} is missing from the store") from None
+    content_type = f"image/{variant['format'].lower()}"
+    return flask.Response(data, content_type=content_type, headers={"Cache-Control": "private, max-age=3600"})

@@ -1,0 +1,82 @@
+"""upload: `POST /upload` takes one image (raw body or multipart field `file`) into the uploads bucket.
+
+Consumes: HTTP only. Emits: nothing itself; the store's notification of the new object starts the
+pipeline, exactly as for a file dropped straight into the bucket.
+Idempotent: every upload gets a fresh key `<owner>/<uuid><ext>`, so a retried request stores a second
+copy rather than overwriting anything (the catalog's sha256 shows duplicates).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import flask
+
+from functions.runtime import http_function, json_response
+from functions.spec import FunctionSpec
+from shared.errors import HttpError
+from shared.events import image_id
+from shared.lazy import once
+from shared.objectstore import ObjectStore
+from shared.settings import settings
+
+SPEC = FunctionSpec(
+    name="upload",
+    kind="http",
+    description="Accepts image uploads (raw or multipart) into the uploads bucket",
+)
+DEFAULT_OWNER = "anonymous"
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+@once
+def store() -> ObjectStore:
+    from shared.objectstore.factory import open_store
+
+    return open_store(settings())
+
+
+def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
+    """The uploaded bytes and the client's file name; 413 as soon as the limit is passed."""
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise HttpError(f"upload of {request.content_length} bytes is over the limit of {limit} bytes", 413)
+    if request.mimetype == "multipart/form-data":
+        request.max_content_length = limit + 64 * 1024
+        upload = request.files.get("file")
+        if upload is None:
+            raise HttpError("multipart upload needs a field named 'file'")
+        data = upload.stream.read(limit + 1)
+        name = upload.filename or ""
+    else:
+        data = request.stream.read(limit + 1)
+        name = request.headers.get("X-Filename", "")
+    if len(data) > limit:
+        raise HttpError(f"upload is over the limit of {limit} bytes", 413)
+    if not data:
+        raise HttpError("the upload is empty: send the image as the body or as multipart field 'file'")
+    return data, name
+
+
+def upload(request: flask.Request, owner: str = DEFAULT_OWNER) -> flask.Response:
+    if request.method != "POST" or request.path not in ("/", ""):
+        raise HttpError(f"no route for {request.method} {request.path}: upload with POST /upload", 404)
+    config = settings()
+    data, original_name = _read_limited(request, config.max_upload_bytes)
+    from shared.images import sniff
+
+    kind = sniff(data)
+    if kind is None:
+        raise HttpError(
+            "unsupported media type: the content is not an accepted image (JPEG, PNG, WebP, GIF, TIFF, BMP)",
+            415,
+        )
+    key = f"{owner}/{uuid.uuid4().hex}{kind.extension}"
+    metadata = {"original-name": _UNSAFE_NAME.sub("_", original_name)[:200]} if original_name else {}
+    store().put(config.uploads_bucket, key, data, kind.content_type, metadata)
+    return json_response(
+        {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}, 201
+    )
+
+
+handle = http_function(SPEC, upload)

@@ -1,0 +1,115 @@
+"""DataFrost's event types and their payloads: named constants and typed dataclasses.
+
+Every payload is the JSON data of a CloudEvent (`datacontenttype: application/json`). Object events
+carry the extension attribute `bucket` so triggers can filter by bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+OBJECT_CREATED = "io.datafrost.object.created"
+OBJECT_REMOVED = "io.datafrost.object.removed"
+IMAGE_ANALYZED = "io.datafrost.image.analyzed"
+IMAGE_THUMBNAILED = "io.datafrost.image.thumbnailed"
+IMAGE_REJECTED = "io.datafrost.image.rejected"
+
+BUCKET_EXTENSION = "bucket"
+
+T = TypeVar("T")
+
+
+def image_id(bucket: str, key: str) -> str:
+    """The image id of an object: derived from where it lives, so every function computes the same one."""
+    return hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:32]
+
+
+def payload(cls: type[T], data: Any) -> T:
+    """Build a payload dataclass from decoded JSON; ValueError names a missing or unknown field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} data must be a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"{cls.__name__} is missing {', '.join(missing)}")
+    known = {k: v for k, v in data.items() if k in fields}
+    if cls is ImageThumbnailed and "variants" in known:
+        known["variants"] = [payload(Variant, v) for v in known["variants"]]
+    return cls(**known)
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    bucket: str
+    key: str  # decoded (MinIO sends it form-encoded)
+    size: int
+    etag: str
+    content_type: str
+    user_metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+    sequencer: str = ""
+    event_name: str = "s3:ObjectCreated:Put"
+    event_time: str = ""
+
+
+@dataclass(frozen=True)
+class ObjectRemoved:
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sequencer: str = ""
+    event_name: str = "s3:ObjectRemoved:Delete"
+    event_time: str = ""
+
+
+@dataclass(frozen=True)
+class ImageAnalyzed:
+    image_id: str
+    bucket: str
+    key: str
+    width: int  # after EXIF orientation
+    height: int
+    format: str  # JPEG, PNG, WEBP, GIF, TIFF, BMP, ...
+    mode: str
+    bytes: int
+    sha256: str
+    phash: str  # 64-bit perceptual hash, 16 hex digits
+    exif: dict[str, Any] = field(default_factory=dict)
+    dominant_color: str | None = None  # "#rrggbb"
+    frames: int = 1
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    bucket: str
+    key: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ImageThumbnailed:
+    image_id: str
+    bucket: str
+    key: str
+    variants: list[Variant] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageRejected:
+    image_id: str
+    bucket: str
+    key: str
+    reason: str  # for a person: what is wrong and what to do
+    stage: str = "inspect"

@@ -98,7 +98,7 @@ class Dispatcher:
         return Attempt(response.status, response.data, dict(response.headers))
 
     def _send_with_retries(
-        self, url: str, event: CloudEvent, spec: DeliverySpec, label: str
+        self, url: str, event: CloudEvent, spec: DeliverySpec, label: str, stop: threading.Event
     ) -> tuple[int, Attempt]:
         attempt_no = 0
         while True:
@@ -107,30 +107,44 @@ class Dispatcher:
             if attempt.ok or not attempt.retryable or attempt_no > spec.retry:
                 return attempt_no, attempt
             metrics.delivery_retries.labels(label).inc()
-            if self._stopping.wait(spec.backoff(attempt_no)):
+            if stop.wait(spec.backoff(attempt_no)):
                 return attempt_no, Attempt(0, b"", {})
 
-    def deliver(self, event: CloudEvent, trigger: Trigger) -> DeliveryResult:
-        """Deliver `event` to `trigger`'s subscriber: retries, dead letter and reply included."""
+    def deliver(
+        self, event: CloudEvent, trigger: Trigger, stop: threading.Event | None = None
+    ) -> DeliveryResult:
+        """Deliver `event` to `trigger`'s subscriber: retries, dead letter and reply included.
+
+        `stop` (default: the broker's stopping event) abandons the delivery between attempts, as ABORTED:
+        the trigger was removed or changed, or the broker is closing.
+        """
+        stop = stop or self._stopping
         started = time.perf_counter()
-        attempts, last = self._send_with_retries(trigger.subscriber, event, trigger.delivery, trigger.name)
-        if last.code == 0 and self._stopping.is_set():
+        attempts, last = self._send_with_retries(
+            trigger.subscriber, event, trigger.delivery, trigger.name, stop
+        )
+        if last.code == 0 and stop.is_set():
             return DeliveryResult(Outcome.ABORTED, attempts, None)
         metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - started)
         if last.ok:
             metrics.events_delivered.labels(trigger.name).inc()
             self._handle_reply(event, trigger, last)
             return DeliveryResult(Outcome.DELIVERED, attempts, last)
-        outcome = self.dead_letter(event, trigger, last)
+        outcome = self.dead_letter(event, trigger, last, stop)
         return DeliveryResult(outcome, attempts, last)
 
-    def dead_letter(self, event: CloudEvent, trigger: Trigger, last: Attempt) -> Outcome:
+    def dead_letter(
+        self, event: CloudEvent, trigger: Trigger, last: Attempt, stop: threading.Event | None = None
+    ) -> Outcome:
         """Hand the original event to the trigger's dead-letter sink; say what became of it."""
+        stop = stop or self._stopping
         fields = log_fields(trigger=trigger.name, event_id=event.id, event_type=event.type, code=last.code)
         sink = trigger.delivery.dead_letter_sink
         if sink:
             dead = event.with_attributes(**dead_letter_extensions(trigger.subscriber, last))
-            _, answer = self._send_with_retries(sink, dead, trigger.delivery, trigger.name)
+            _, answer = self._send_with_retries(sink, dead, trigger.delivery, trigger.name, stop)
+            if answer.code == 0 and stop.is_set():
+                return Outcome.ABORTED  # stopped while retrying the sink: not given up, redelivered later
             if answer.ok:
                 metrics.events_dead_lettered.labels(trigger.name, "dead_letter_sink").inc()
                 log.warning("event dead-lettered", extra=fields)

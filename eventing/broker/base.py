@@ -66,7 +66,12 @@ class Broker(abc.ABC):
         """Events waiting per trigger (not yet acknowledged)."""
 
     def close(self) -> None:
-        """Stop dispatching; events not yet delivered stay queued where the backend is durable."""
+        """Stop dispatching; events not yet delivered stay queued where the backend is durable.
+
+        Closing twice is harmless.
+        """
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         with self._lock:
             for trigger in list(self._triggers.values()):

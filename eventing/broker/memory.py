@@ -24,7 +24,7 @@ class _TriggerQueue:
     events: queue.Queue[object] = field(default_factory=queue.Queue)
     workers: list[threading.Thread] = field(default_factory=list)
     in_flight: int = 0
-    removed: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)  # removed, or the broker is closing
 
 
 class MemoryBroker(Broker):
@@ -33,6 +33,7 @@ class MemoryBroker(Broker):
     def __init__(self, name: str = "default") -> None:
         super().__init__(name)
         self._queues: dict[str, _TriggerQueue] = {}
+        self._replaced: list[_TriggerQueue] = []  # their workers still drain the old backlog
 
     def publish(self, events: Sequence[CloudEvent]) -> None:
         with self._lock:
@@ -55,27 +56,35 @@ class MemoryBroker(Broker):
 
     def _stop_trigger(self, trigger: Trigger, purge: bool = False) -> None:
         tq = self._queues.pop(trigger.name)
-        tq.removed = purge
-        for _ in tq.workers:
-            tq.events.put(_STOP)
+        if purge or self._stopping.is_set():
+            tq.stop.set()  # abandon retries in flight
+        else:
+            self._replaced.append(tq)  # the old workers drain the backlog until close()
         if not purge and not tq.events.empty():
             log.warning("trigger %s stopped with %d events undelivered", trigger.name, tq.events.qsize())
+        for _ in tq.workers:
+            tq.events.put(_STOP)
 
     def _work(self, tq: _TriggerQueue) -> None:
         while True:
             item = tq.events.get()
-            if item is _STOP or tq.removed or self._stopping.is_set():
+            if item is _STOP or tq.stop.is_set():
                 return
             assert isinstance(item, CloudEvent)
             tq.in_flight += 1
             try:
-                result = self.dispatcher.deliver(item, tq.trigger)
+                result = self.dispatcher.deliver(item, tq.trigger, tq.stop)
                 if result.outcome is Outcome.ABORTED:
                     return
             except Exception:
                 log.exception("delivery to trigger %s crashed", tq.trigger.name)
             finally:
                 tq.in_flight -= 1
+
+    def close(self) -> None:
+        super().close()
+        for tq in self._replaced:
+            tq.stop.set()
 
     def backlog(self) -> dict[str, int]:
         with self._lock:

@@ -22,7 +22,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from eventing.amqp_codec import AmqpMessage, from_amqp, to_amqp
+from eventing.amqp_codec import CONTENT_TYPE_HEADER, AmqpMessage, from_amqp, to_amqp
 from eventing.broker.base import Broker
 from eventing.cloudevent import CloudEvent
 from eventing.delivery import Outcome
@@ -63,7 +63,9 @@ class Topology:
 
 
 def binding_arguments(trigger: Trigger) -> dict[str, str]:
-    return {"x-match": "all", **trigger.filter}
+    """`x-match: all` on the filter, keyed by header name: datacontenttype travels as `content-type`."""
+    headers = {CONTENT_TYPE_HEADER if k == "datacontenttype" else k: v for k, v in trigger.filter.items()}
+    return {"x-match": "all", **headers}
 
 
 @dataclass
@@ -124,6 +126,8 @@ class RabbitMQBroker(Broker):
     def publish(self, events: Sequence[CloudEvent]) -> None:
         if not events:
             return
+        if self._stopping.is_set():
+            raise BrokerUnavailable("the broker is shutting down")
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._outbox.put(([to_amqp(e) for e in events], done))
         try:
@@ -151,7 +155,8 @@ class RabbitMQBroker(Broker):
             except Exception as exc:  # connection lost, nack: the caller gets an error, not a 202
                 log.error("publish to RabbitMQ failed: %s", exc)
                 done.set_exception(BrokerUnavailable(f"RabbitMQ refused or lost the publish: {exc}"))
-                connection = _close_quietly(connection)
+                _close_quietly(connection)
+                connection = None
         _close_quietly(connection)
 
     def _connect_publisher(self) -> tuple[pika.BlockingConnection, BlockingChannel]:
@@ -220,6 +225,8 @@ class RabbitMQBroker(Broker):
                 consumer.in_flight -= 1
                 try:
                     outcome = result()
+                except concurrent.futures.CancelledError:  # never attempted: back to the queue
+                    outcome = Outcome.ABORTED
                 except Exception:
                     log.exception("delivery to trigger %s crashed", trigger.name)
                     outcome = Outcome.UNDELIVERABLE
@@ -234,6 +241,9 @@ class RabbitMQBroker(Broker):
                 ch: BlockingChannel, method: object, props: pika.BasicProperties, body: bytes
             ) -> None:
                 tag = method.delivery_tag  # type: ignore[attr-defined]
+                if consumer.stop.is_set() or self._stopping.is_set():
+                    ch.basic_nack(tag, requeue=True)  # arrived while stopping: leave it for the next consumer
+                    return
                 try:
                     event = from_amqp(props.headers or {}, body, props.content_type)
                 except InvalidEvent as exc:
@@ -245,7 +255,9 @@ class RabbitMQBroker(Broker):
                     ch.basic_nack(tag, requeue=False)
                     return
                 consumer.in_flight += 1
-                future = workers.submit(lambda: self.dispatcher.deliver(event, trigger).outcome)
+                future = workers.submit(
+                    lambda: self.dispatcher.deliver(event, trigger, consumer.stop).outcome
+                )
                 future.add_done_callback(
                     lambda f: connection.add_callback_threadsafe(functools.partial(settle, tag, f.result))
                 )
@@ -254,8 +266,12 @@ class RabbitMQBroker(Broker):
             while not consumer.stop.is_set() and not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.2)
         finally:
-            workers.shutdown(wait=True, cancel_futures=True)
-            _close_quietly(connection)
+            try:
+                workers.shutdown(wait=True, cancel_futures=True)
+                if connection.is_open:  # run the acks of deliveries that finished while stopping
+                    connection.process_data_events(time_limit=0)
+            finally:
+                _close_quietly(connection)
 
     def backlog(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -276,6 +292,9 @@ class RabbitMQBroker(Broker):
     def close(self) -> None:
         super().close()
         self._publisher.join(timeout=5)
+        while not self._outbox.empty():  # publishes that raced the shutdown: refuse them, never hang
+            _, done = self._outbox.get_nowait()
+            done.set_exception(BrokerUnavailable("the broker is shutting down"))
 
 
 def _properties(message: AmqpMessage) -> pika.BasicProperties:

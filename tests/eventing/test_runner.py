@@ -163,7 +163,8 @@ def test_shutdown_leaves_no_function_processes(tmp_path: Path, sig: int) -> None
     platform = DevProcess(tmp_path / "data").start()
     platform.request("GET", "/event-display/healthz")
     platform.request("GET", "/dead-letters/healthz")
-    pids = [f["pid"] for f in platform.functions().values()]
+    functions = platform.functions()
+    pids = [functions[name]["pid"] for name in ("event-display", "dead-letters")]
     assert all(pids)
     platform.stop(sig)
     assert platform.proc is not None and platform.proc.returncode == 0

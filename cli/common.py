@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import json
 import os
 from typing import Any
@@ -54,7 +55,7 @@ def fail_unless(status: int, body: Any, *expected: int) -> None:
         raise CliError(f"server answered {status}: {message or body}")
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
+def print_table(rows: Sequence[Sequence[str]]) -> None:
     """Left-aligned columns, the first row as the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:

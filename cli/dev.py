@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -14,13 +15,21 @@ from eventing.broker.rabbitmq import BrokerUnavailable
 from eventing.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
 
+STATEFUL_FUNCTIONS = ("catalog", "dead-letters")
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("dev", help="run the whole platform on this machine")
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, default=Path(".datafrost"))
     parser.add_argument("--broker", default="memory", help="memory (default) or amqp://user:pass@host:5672/")
+    parser.add_argument(
+        "--store", default="local", help="local (default, under the data dir) or http://KEY:SECRET@HOST:PORT"
+    )
+    parser.add_argument(
+        "--db", help="database URL for every stateful function (default: SQLite per function)"
+    )
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="stop a function idle this long")
     parser.add_argument("--keep-warm", action="store_true", help="never stop idle functions")
     parser.add_argument("--demo", action="store_true", help="send a few sample events once started")
@@ -30,7 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def _print_startup(platform: DevPlatform) -> None:
     url = platform.public_url
-    print(f"DataFrost is running at {url}  (broker: {platform.options.broker.split('@')[-1]})")
+    store = platform.options.extra_env.get("DATAFROST_STORE", "local").rsplit("@", 1)[-1]
+    broker = platform.options.broker.rsplit("@", 1)[-1]
+    print(f"DataFrost is running at {url}  (broker: {broker}, store: {store})")
     rows = [("FUNCTION", "KIND", "URL", "TRIGGERS")]
     for spec in platform.specs:
         triggers = ", ".join(spec.trigger_name(t) for t in spec.triggers) or "-"
@@ -40,9 +51,20 @@ def _print_startup(platform: DevPlatform) -> None:
     sys.stdout.flush()
 
 
+def _env_for(args: argparse.Namespace) -> dict[str, str]:
+    """Flags become the environment every process reads its settings from."""
+    env = {"DATAFROST_STORE": args.store}
+    if args.db:
+        for service in STATEFUL_FUNCTIONS:
+            variable = f"DATAFROST_{service.upper().replace('-', '_')}_DB"
+            env[variable] = os.environ.get(variable, args.db)
+    return env
+
+
 def run(args: argparse.Namespace) -> int:
     jsonlog.configure("dev", args.log_level.upper())
     options = DevOptions(
+        extra_env=_env_for(args),
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,

@@ -8,7 +8,7 @@ from cli.common import print_table
 from functions.registry import all_specs
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("functions", help="list functions, their triggers and scaling")
     parser.set_defaults(run=run)
 

@@ -11,7 +11,7 @@ from eventing.client import SendError, send_event
 from eventing.cloudevent import new_event
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("send", help="send one CloudEvent to the broker")
     parser.add_argument("--type", required=True, help="event type, e.g. io.datafrost.object.created")
     parser.add_argument("--source", required=True, help="event source (a URI reference)")

@@ -8,7 +8,7 @@ from cli.common import CliError, add_url, fail_unless, print_table, request_json
 from eventing.durations import parse_duration
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("trigger", help="manage extra triggers on a running `datafrost dev`")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=type(parser))
 

@@ -17,7 +17,7 @@ from cli.common import CliError, add_url
 BAR_WIDTH = 30
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("upload", help="upload image files and folders; prints each image id")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     parser.add_argument("--token", default=os.environ.get("DATAFROST_TOKEN"), help="bearer token")

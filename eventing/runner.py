@@ -16,6 +16,7 @@ from eventing.broker.base import Broker
 from eventing.broker.memory import MemoryBroker
 from eventing.gateway import BROKER_PATH, Gateway
 from eventing.processes import ProcessManager
+from eventing.storage_wiring import start_storage
 from eventing.trigger import Trigger
 from eventing.trigger_store import TriggerStore
 from functions.registry import all_specs
@@ -84,6 +85,7 @@ class DevPlatform:
         self.broker: Broker | None = None
         self.processes: ProcessManager | None = None
         self._thread: threading.Thread | None = None
+        self._storage: list[Any] = []
 
     @property
     def internal_url(self) -> str:
@@ -121,12 +123,15 @@ class DevPlatform:
         )
         for trigger in [*registry_triggers, *store.load()]:
             broker.set_trigger(trigger)
+        self._storage = start_storage(from_env(env), self.internal_url, self.data_dir, broker)
         self.processes.start()
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
 
     def shutdown(self) -> None:
         """Stop taking requests, stop dispatching, stop every function process."""
+        for part in self._storage:
+            part.stop()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -9,6 +9,11 @@ from functions.spec import FunctionSpec
 
 # One line per function; its folder functions/<name>/main.py holds SPEC and the `handle` target.
 FUNCTION_MODULES = (
+    "functions.storage_events.main",
+    "functions.upload.main",
+    "functions.inspect.main",
+    "functions.thumbnail.main",
+    "functions.catalog.main",
     "functions.dead_letters.main",
     "functions.event_display.main",
 )

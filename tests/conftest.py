@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.support.s3 import s3_url  # noqa: F401 (a session fixture every test may use)
 from tests.support.services import AMQP_URL, POSTGRES_URL, require_service
 from tests.support.sink import Sink
 
@@ -37,12 +38,9 @@ def postgres_url() -> str:
     return require_service("postgres", POSTGRES_URL, 5432)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: SQLite in tmp_path, or its own schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose connections see only a fresh schema of their own on the PostgreSQL server."""
     server = require_service("postgres", POSTGRES_URL, 5432)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server)
@@ -53,3 +51,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: SQLite in tmp_path, or its own schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("postgres_schema_url"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, or_, select
 
 from functions.catalog.schema import images, status
 from shared.errors import HttpError
@@ -60,7 +60,7 @@ class ImageFilter:
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         c = images.c
-        conditions = [c.deleted_at.is_(None)]
+        conditions: list[ColumnElement[bool]] = [c.deleted_at.is_(None)]
         exact = {"owner": c.owner, "format": c.format}
         conditions += [column == getattr(self, name) for name, column in exact.items() if getattr(self, name)]
         if self.status:
@@ -108,7 +108,10 @@ def _record(row: Any) -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """RFC 3339; SQLite gives naive datetimes back, and every time the catalog stores is UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 class CatalogReader:

@@ -47,8 +47,11 @@ def _taken_at(exif: Mapping[str, Any]) -> datetime | None:
 
 
 def _camera(exif: Mapping[str, Any]) -> str | None:
-    parts = [str(exif[k]).strip() for k in ("make", "model") if exif.get(k)]
-    return " ".join(parts) or None
+    """ "Make Model", without the make twice when the model already starts with it (Canon's do)."""
+    make, model = (str(exif.get(k) or "").strip() for k in ("make", "model"))
+    if make and model.lower().startswith(make.lower()):
+        return model
+    return " ".join(p for p in (make, model) if p) or None
 
 
 class CatalogWriter:

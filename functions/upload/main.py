@@ -27,6 +27,16 @@ SPEC = FunctionSpec(
     description="Accepts image uploads (raw or multipart) into the uploads bucket",
 )
 DEFAULT_OWNER = "anonymous"
+STORED_AS = {  # sniffed format -> (key extension, Content-Type)
+    "JPEG": (".jpg", "image/jpeg"),
+    "PNG": (".png", "image/png"),
+    "WEBP": (".webp", "image/webp"),
+    "GIF": (".gif", "image/gif"),
+    "TIFF": (".tiff", "image/tiff"),
+    "BMP": (".bmp", "image/bmp"),
+    "AVIF": (".avif", "image/avif"),
+    "HEIF": (".heic", "image/heic"),
+}
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -63,17 +73,17 @@ def upload(request: flask.Request, owner: str = DEFAULT_OWNER) -> flask.Response
         raise HttpError(f"no route for {request.method} {request.path}: upload with POST /upload", 404)
     config = settings()
     data, original_name = _read_limited(request, config.max_upload_bytes)
-    from shared.images import sniff
+    from shared.images import readable_formats, sniff_format
 
-    kind = sniff(data)
-    if kind is None:
-        raise HttpError(
-            "unsupported media type: the content is not an accepted image (JPEG, PNG, WebP, GIF, TIFF, BMP)",
-            415,
-        )
-    key = f"{owner}/{uuid.uuid4().hex}{kind.extension}"
+    accepted = readable_formats()
+    found = sniff_format(data)
+    if found is None or found not in accepted:
+        names = ", ".join(accepted)
+        raise HttpError(f"unsupported media type: the content is not an accepted image ({names})", 415)
+    extension, content_type = STORED_AS[found]
+    key = f"{owner}/{uuid.uuid4().hex}{extension}"
     metadata = {"original-name": _UNSAFE_NAME.sub("_", original_name)[:200]} if original_name else {}
-    store().put(config.uploads_bucket, key, data, kind.content_type, metadata)
+    store().put(config.uploads_bucket, key, data, content_type, metadata)
     return json_response(
         {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}, 201
     )

@@ -1,0 +1,131 @@
+"""thumbnail: renders the configured variants of every image uploaded to the uploads bucket.
+
+Consumes: io.datafrost.object.created with extension bucket=uploads.
+Emits (as the reply, published by the broker): io.datafrost.image.thumbnailed with every variant
+(bucket, key, width, height, format, bytes), or io.datafrost.image.rejected (stage "thumbnail")
+when the content is not an acceptable image: an outcome, answered 2xx, never retried. A missing
+object (deleted meanwhile) is logged and answered with no event.
+Writes: each variant to the variants bucket (DATAFROST_VARIANTS, e.g. thumb:256:webp), a bucket no
+trigger of this function listens to, so its own writes never re-trigger it.
+Idempotent: variant keys are deterministic, `<image_id>/<name>.<ext>`, and rendering is
+deterministic, so a redelivery overwrites each variant with the same bytes; the reply's id derives
+from the input's (`<id>.thumbnailed`, `<id>.thumbnail.rejected`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from eventing.cloudevent import CloudEvent, new_event
+from functions.runtime import cloudevent_function
+from functions.spec import FunctionSpec, TriggerSpec
+from shared import events
+from shared.errors import PermanentEventError
+from shared.lazy import once
+from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.objectstore.factory import open_store
+from shared.settings import Settings, settings
+
+SOURCE = "/functions/thumbnail"
+STAGE = "thumbnail"
+SPEC = FunctionSpec(
+    name="thumbnail",
+    kind="cloudevent",
+    description="Renders resized, metadata-free variants of uploaded images",
+    consumes=(events.OBJECT_CREATED,),
+    emits=(events.IMAGE_THUMBNAILED, events.IMAGE_REJECTED),
+    triggers=(
+        TriggerSpec(
+            name="uploads",
+            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: "uploads"},
+        ),
+    ),
+)
+log = logging.getLogger("datafrost.thumbnail")
+
+
+@once
+def store() -> ObjectStore:
+    return open_store(settings())
+
+
+def on_event(event: CloudEvent) -> CloudEvent | None:
+    return thumbnail_event(event, store(), settings())
+
+
+def variant_key(image_id: str, name: str, extension: str) -> str:
+    return f"{image_id}/{name}.{extension}"
+
+
+def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> CloudEvent | None:
+    """Render and store the variants of one object.created event; the reply, or None."""
+    from functions.thumbnail.render import parse_variants, render  # Pillow: this process only
+    from shared.images import Limits, RejectedImage, check_size
+
+    created = object_created(event)
+    if created.bucket == config.variants_bucket or created.key.endswith("/"):
+        log.info("ignored %s/%s: not an upload", created.bucket, created.key)
+        return None
+    image_id = events.image_id(created.bucket, created.key)
+    specs = parse_variants(config.variants)
+    limits = Limits.from_settings(config)
+    try:
+        check_size(created.size, limits)
+        rendered = render(objects.get(created.bucket, created.key), specs, limits)
+    except ObjectNotFound:
+        log.info("%s/%s is gone (deleted since the event): nothing to render", created.bucket, created.key)
+        return None
+    except RejectedImage as exc:
+        log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
+        rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), STAGE)
+        return reply(event, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
+    objects.ensure_bucket(config.variants_bucket)
+    variants = []
+    for variant in rendered:
+        spec = variant.spec
+        key = variant_key(image_id, spec.name, spec.extension)
+        metadata = {"image-id": image_id, "variant": spec.name}
+        objects.put(config.variants_bucket, key, variant.data, spec.content_type, metadata)
+        variants.append(
+            events.Variant(
+                name=spec.name,
+                bucket=config.variants_bucket,
+                key=key,
+                width=variant.width,
+                height=variant.height,
+                format=spec.format,
+                bytes=len(variant.data),
+            )
+        )
+    thumbnailed = events.ImageThumbnailed(image_id, created.bucket, created.key, variants)
+    return reply(event, events.IMAGE_THUMBNAILED, thumbnailed, "thumbnailed")
+
+
+def object_created(event: CloudEvent) -> events.ObjectCreated:
+    """The event's payload; a malformed one can never be processed (422, dead-lettered at once)."""
+    try:
+        created = events.payload(events.ObjectCreated, event.json())
+    except (ValueError, TypeError) as exc:
+        raise PermanentEventError(f"{event.type} data is not an ObjectCreated payload: {exc}") from None
+    if not (isinstance(created.bucket, str) and isinstance(created.key, str) and created.key):
+        raise PermanentEventError(f"{event.type} data needs a bucket and a key, as strings")
+    if not isinstance(created.size, int):
+        raise PermanentEventError(f"{event.type} data needs the object's size, as an integer")
+    return created
+
+
+def reply(
+    event: CloudEvent, type: str, data: events.ImageThumbnailed | events.ImageRejected, suffix: str
+) -> CloudEvent:
+    """The reply event: its id derives from the input's, so a redelivery is answered identically."""
+    return new_event(
+        type,
+        SOURCE,
+        data,
+        id=f"{event.id}.{suffix}",
+        subject=data.image_id,
+        extensions={events.BUCKET_EXTENSION: data.bucket},
+    )
+
+
+handle = cloudevent_function(SPEC, on_event)

@@ -1,0 +1,204 @@
+"""storage-events served for real (functions-framework in its own process), posting into a real sink."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import urllib3
+
+from eventing.cloudevent import CloudEvent
+from eventing.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
+from eventing.processes import free_port
+from shared.events import OBJECT_CREATED, OBJECT_REMOVED
+from shared.objectstore import ObjectInfo
+from tests.support.sink import Sink, status
+
+TOKEN = "s3cr3t-webhook-token"
+http = urllib3.PoolManager(retries=False)
+
+
+class Served:
+    def __init__(self, sink_url: str, token: str | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "K_SINK": sink_url, "DATAFROST_LOG_LEVEL": "WARNING"}
+        env.pop("DATAFROST_STORAGE_EVENTS_TOKEN", None)
+        if token:
+            env["DATAFROST_STORAGE_EVENTS_TOKEN"] = token
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eventing.serve", "storage-events", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, "storage-events exited"
+            try:
+                if http.request("GET", self.url + "/healthz", timeout=1).status == 200:
+                    return
+            except urllib3.exceptions.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "storage-events did not become ready"
+            time.sleep(0.05)
+
+    def post(self, body: Any, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return http.request(
+            "POST", self.url + "/", body=raw, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Sink]:
+    """One sink standing in for the broker ingress, shared by the module's servers (keys are unique)."""
+    shared = Sink()
+    yield shared
+    shared.close()
+
+
+@pytest.fixture(scope="module")
+def served(broker: Sink) -> Iterator[Served]:
+    server = Served(broker.url, token=None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded(broker: Sink) -> Iterator[Served]:
+    server = Served(broker.url, token=TOKEN)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"2024/cat photo ({uuid4().hex[:8]}).jpg"
+
+
+def arrived(broker: Sink, subject: str, count: int, timeout: float = 10.0) -> list[CloudEvent]:
+    """The events about `subject` once `count` of them reached the broker."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [r.event for r in list(broker.received) if r.event.subject == subject]
+        if len(events) >= count:
+            return events
+        assert time.monotonic() < deadline, f"{len(events)} events for {subject!r}, expected {count}"
+        time.sleep(0.02)
+
+
+def created(key: str, sequencer: str = "17CE1A2B3C4D5E6F") -> dict[str, Any]:
+    moment = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    info = ObjectInfo("uploads", key, 4, "etag1", "image/jpeg", moment, {"owner": "alice"})
+    return notification_for("s3:ObjectCreated:Put", info, sequencer, event_time=moment)
+
+
+def test_a_notification_reaches_the_broker_as_cloudevents(served: Served, broker: Sink, key: str) -> None:
+    body = created(key)
+    response = served.post(body)
+    assert response.status == 200
+    (event,) = arrived(broker, key, 1)
+    expected = cloudevents_from_notification(body)[0]
+    assert json.loads(response.data) == {"published": [expected.id]}
+    assert (event.type, event.subject, event.get("bucket")) == (OBJECT_CREATED, key, "uploads")
+    assert (event.id, event.source, event.get("time")) == (
+        expected.id,
+        "minio:uploads",
+        "2024-05-06T07:08:09.123Z",
+    )
+    assert event.json()["user_metadata"] == {"owner": "alice"}
+
+
+def test_a_redelivered_notification_has_the_same_id(served: Served, broker: Sink, key: str) -> None:
+    body = created(key)
+    assert served.post(body).status == 200
+    assert served.post(body).status == 200
+    removal = notification_for("s3:ObjectRemoved:Delete", ObjectRef("uploads", key), "17CE1A2B3C4D5E70")
+    assert served.post(removal).status == 200
+    first, again, removed = arrived(broker, key, 3)
+    assert first.id == again.id != removed.id
+    assert (first.type, removed.type) == (OBJECT_CREATED, OBJECT_REMOVED)
+
+
+def test_ignored_event_names_publish_nothing(served: Served, broker: Sink, key: str) -> None:
+    body = created(key)
+    body["Records"][0]["eventName"] = body["EventName"] = "s3:ObjectCreated:PutTagging"
+    response = served.post(body)
+    assert response.status == 200 and json.loads(response.data) == {"published": []}
+    assert served.post(created(key)).status == 200  # a later event arrives: the ignored one never did
+    (event,) = arrived(broker, key, 1)
+    assert event.json()["event_name"] == "s3:ObjectCreated:Put"
+
+
+def test_the_token_is_required_when_set(guarded: Served, broker: Sink, key: str) -> None:
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+    ):
+        response = guarded.post(created(key), headers)
+        assert response.status == 401
+        assert "error" in json.loads(response.data) and TOKEN not in response.data.decode()
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert guarded.post(created(key), {"Authorization": f"Bearer {TOKEN}"}).status == 200
+    assert len(arrived(broker, key, 1)) == 1
+
+
+def test_head_answers_200_for_minio_liveness(served: Served, guarded: Served) -> None:
+    assert http.request("HEAD", served.url + "/").status == 200
+    assert http.request("HEAD", guarded.url + "/").status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not a MinIO notification"),
+        (b"\xff\xfe\x00", "not a MinIO notification"),
+        ({"EventName": "s3:ObjectCreated:Put"}, "Records"),
+        ({"Records": [{"eventName": "s3:ObjectCreated:Put"}]}, "s3.bucket.name"),
+    ],
+)
+def test_a_malformed_body_is_400_with_the_reason(served: Served, body: Any, reason: str) -> None:
+    response = served.post(body)
+    assert response.status == 400 and reason in json.loads(response.data)["error"]
+
+
+def test_other_methods_and_paths(served: Served) -> None:
+    assert http.request("GET", served.url + "/").status == 405
+    assert http.request("POST", served.url + "/other", body=b"{}").status == 404
+    assert http.request("GET", served.url + "/readyz").status == 200
+
+
+def test_a_broker_that_fails_makes_minio_retry(served: Served, broker: Sink, key: str) -> None:
+    broker.answer = lambda event, n: status(500 if event.subject == key and n == 1 else 202)
+    try:
+        body = created(key)
+        failed = served.post(body)
+        assert failed.status == 503 and "error" in json.loads(failed.data)
+        assert served.post(body).status == 200  # MinIO sends it again: the same id reaches the broker
+        first, second = arrived(broker, key, 2)
+        assert first.id == second.id
+    finally:
+        broker.answer = lambda event, n: status(204)
+
+
+def test_an_unreachable_broker_is_503(key: str) -> None:
+    server = Served(f"http://127.0.0.1:{free_port()}/", token=None)
+    try:
+        assert server.post(created(key)).status == 503
+    finally:
+        server.stop()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import urllib3

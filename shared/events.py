@@ -20,6 +20,7 @@ IMAGE_REJECTED = "io.datafrost.image.rejected"
 BUCKET_EXTENSION = "bucket"
 
 T = TypeVar("T")
+_SIMPLE_TYPES: dict[str, type] = {"str": str, "int": int}  # annotations checked when building payloads
 
 
 def image_id(bucket: str, key: str) -> str:
@@ -40,6 +41,10 @@ def payload(cls: type[T], data: Any) -> T:
     if missing:
         raise ValueError(f"{cls.__name__} is missing {', '.join(missing)}")
     known = {k: v for k, v in data.items() if k in fields}
+    for name, value in known.items():
+        expected = _SIMPLE_TYPES.get(str(fields[name].type))
+        if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise ValueError(f"{cls.__name__}.{name} must be {fields[name].type}, got {type(value).__name__}")
     if cls is ImageThumbnailed and "variants" in known:
         known["variants"] = [payload(Variant, v) for v in known["variants"]]
     return cls(**known)

@@ -9,6 +9,7 @@ import flask
 from eventing.cloudevent import CloudEvent
 from functions.catalog.queries import MAX_PAGE, CatalogReader, ImageFilter
 from functions.catalog.repository import CatalogWriter
+from functions.replies import payload_of
 from functions.runtime import json_response
 from shared import events
 from shared.db import engine
@@ -39,24 +40,20 @@ def store() -> ObjectStore:
 
 def apply_event(event: CloudEvent) -> None:
     """Record one event; an event whose data does not fit its type is refused for good (422)."""
-    try:
-        data = event.json()
-        if event.type == events.OBJECT_CREATED:
-            created = events.payload(events.ObjectCreated, data)
-            writer().object_created(events.image_id(created.bucket, created.key), created)
-        elif event.type == events.OBJECT_REMOVED:
-            removed = events.payload(events.ObjectRemoved, data)
-            writer().removed(events.image_id(removed.bucket, removed.key), removed)
-        elif event.type == events.IMAGE_ANALYZED:
-            writer().analyzed(events.payload(events.ImageAnalyzed, data))
-        elif event.type == events.IMAGE_THUMBNAILED:
-            writer().thumbnailed(events.payload(events.ImageThumbnailed, data))
-        elif event.type == events.IMAGE_REJECTED:
-            writer().rejected(events.payload(events.ImageRejected, data))
-        else:
-            raise PermanentEventError(f"the catalog does not consume {event.type}")
-    except (ValueError, TypeError) as exc:
-        raise PermanentEventError(f"{event.type} data is not valid: {exc}") from None
+    if event.type == events.OBJECT_CREATED:
+        created = payload_of(event, events.ObjectCreated)
+        writer().object_created(events.image_id(created.bucket, created.key), created)
+    elif event.type == events.OBJECT_REMOVED:
+        removed = payload_of(event, events.ObjectRemoved)
+        writer().removed(events.image_id(removed.bucket, removed.key), removed)
+    elif event.type == events.IMAGE_ANALYZED:
+        writer().analyzed(payload_of(event, events.ImageAnalyzed))
+    elif event.type == events.IMAGE_THUMBNAILED:
+        writer().thumbnailed(payload_of(event, events.ImageThumbnailed))
+    elif event.type == events.IMAGE_REJECTED:
+        writer().rejected(payload_of(event, events.ImageRejected))
+    else:
+        raise PermanentEventError(f"the catalog does not consume {event.type}")
 
 
 def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:

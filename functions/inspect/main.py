@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from eventing.cloudevent import CloudEvent, new_event
+from eventing.cloudevent import CloudEvent
+from functions.replies import image_reply, payload_of
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
 from shared import events
-from shared.errors import PermanentEventError
 from shared.lazy import once
 from shared.objectstore import ObjectNotFound, ObjectStore
 from shared.objectstore.factory import open_store
@@ -58,7 +58,7 @@ def inspect_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> 
     from functions.inspect.analyze import analyze  # Pillow loads in this function's process only
     from shared.images import Limits, RejectedImage, check_size
 
-    created = object_created(event)
+    created = payload_of(event, events.ObjectCreated)
     if created.bucket == config.variants_bucket or created.key.endswith("/"):
         log.info("ignored %s/%s: not an upload", created.bucket, created.key)
         return None
@@ -74,39 +74,12 @@ def inspect_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> 
     except RejectedImage as exc:
         log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
         rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), STAGE)
-        return reply(event, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
+        return image_reply(event, SOURCE, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
     owner = created.key.split("/", 1)[0] if "/" in created.key else None
     analyzed = events.ImageAnalyzed(
         image_id=image_id, bucket=created.bucket, key=created.key, owner=owner, **dataclasses.asdict(result)
     )
-    return reply(event, events.IMAGE_ANALYZED, analyzed, "analyzed")
-
-
-def object_created(event: CloudEvent) -> events.ObjectCreated:
-    """The event's payload; a malformed one can never be processed (422, dead-lettered at once)."""
-    try:
-        created = events.payload(events.ObjectCreated, event.json())
-    except (ValueError, TypeError) as exc:
-        raise PermanentEventError(f"{event.type} data is not an ObjectCreated payload: {exc}") from None
-    if not (isinstance(created.bucket, str) and isinstance(created.key, str) and created.key):
-        raise PermanentEventError(f"{event.type} data needs a bucket and a key, as strings")
-    if not isinstance(created.size, int):
-        raise PermanentEventError(f"{event.type} data needs the object's size, as an integer")
-    return created
-
-
-def reply(
-    event: CloudEvent, type: str, data: events.ImageAnalyzed | events.ImageRejected, suffix: str
-) -> CloudEvent:
-    """The reply event: its id derives from the input's, so a redelivery is answered identically."""
-    return new_event(
-        type,
-        SOURCE,
-        data,
-        id=f"{event.id}.{suffix}",
-        subject=data.image_id,
-        extensions={events.BUCKET_EXTENSION: data.bucket},
-    )
+    return image_reply(event, SOURCE, events.IMAGE_ANALYZED, analyzed, "analyzed")
 
 
 handle = cloudevent_function(SPEC, on_event)

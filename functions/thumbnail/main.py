@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 
-from eventing.cloudevent import CloudEvent, new_event
+from eventing.cloudevent import CloudEvent
+from functions.replies import image_reply, payload_of
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
 from shared import events
-from shared.errors import PermanentEventError
 from shared.lazy import once
 from shared.objectstore import ObjectNotFound, ObjectStore
 from shared.objectstore.factory import open_store
@@ -62,7 +62,7 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
     from functions.thumbnail.render import parse_variants, render  # Pillow: this process only
     from shared.images import Limits, RejectedImage, check_size
 
-    created = object_created(event)
+    created = payload_of(event, events.ObjectCreated)
     if created.bucket == config.variants_bucket or created.key.endswith("/"):
         log.info("ignored %s/%s: not an upload", created.bucket, created.key)
         return None
@@ -78,7 +78,7 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
     except RejectedImage as exc:
         log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
         rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), STAGE)
-        return reply(event, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
+        return image_reply(event, SOURCE, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
     objects.ensure_bucket(config.variants_bucket)
     variants = []
     for variant in rendered:
@@ -98,34 +98,7 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
             )
         )
     thumbnailed = events.ImageThumbnailed(image_id, created.bucket, created.key, variants)
-    return reply(event, events.IMAGE_THUMBNAILED, thumbnailed, "thumbnailed")
-
-
-def object_created(event: CloudEvent) -> events.ObjectCreated:
-    """The event's payload; a malformed one can never be processed (422, dead-lettered at once)."""
-    try:
-        created = events.payload(events.ObjectCreated, event.json())
-    except (ValueError, TypeError) as exc:
-        raise PermanentEventError(f"{event.type} data is not an ObjectCreated payload: {exc}") from None
-    if not (isinstance(created.bucket, str) and isinstance(created.key, str) and created.key):
-        raise PermanentEventError(f"{event.type} data needs a bucket and a key, as strings")
-    if not isinstance(created.size, int):
-        raise PermanentEventError(f"{event.type} data needs the object's size, as an integer")
-    return created
-
-
-def reply(
-    event: CloudEvent, type: str, data: events.ImageThumbnailed | events.ImageRejected, suffix: str
-) -> CloudEvent:
-    """The reply event: its id derives from the input's, so a redelivery is answered identically."""
-    return new_event(
-        type,
-        SOURCE,
-        data,
-        id=f"{event.id}.{suffix}",
-        subject=data.image_id,
-        extensions={events.BUCKET_EXTENSION: data.bucket},
-    )
+    return image_reply(event, SOURCE, events.IMAGE_THUMBNAILED, thumbnailed, "thumbnailed")
 
 
 handle = cloudevent_function(SPEC, on_event)

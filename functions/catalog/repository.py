@@ -13,6 +13,9 @@ from functions.catalog.schema import images, metadata
 from shared.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
 
 
+WRITE_ATTEMPTS = 5
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -62,27 +65,29 @@ class CatalogWriter:
         metadata.create_all(engine)
 
     def _write(self, conn: Connection, image_id: str, bucket: str, key: str, values: dict[str, Any]) -> bool:
-        """Update a live row, or insert one; a deleted image is left alone. False when nothing was written."""
+        """Update the live row, or insert one; a deleted image is left alone. False when nothing was written.
+
+        Another transaction may insert the same image between our statements (PostgreSQL, READ
+        COMMITTED): the row then shows up live on the next look, and the update is tried again.
+        """
         values = {**values, "updated_at": _now()}
         live = (images.c.id == image_id) & images.c.deleted_at.is_(None)
-        if conn.execute(update(images).where(live).values(**values)).rowcount:
-            return True
-        if conn.execute(select(images.c.id).where(images.c.id == image_id)).first() is not None:
-            return False  # deleted: a late event for the removed version
-        row = {
-            "id": image_id,
-            "bucket": bucket,
-            "key": key,
-            "owner": owner_of(key),
-            "created_at": _now(),
-            **values,
-        }
-        try:
-            with conn.begin_nested():
-                conn.execute(images.insert().values(**row))
-        except IntegrityError:  # another event for the same image inserted first
-            return bool(conn.execute(update(images).where(live).values(**values)).rowcount)
-        return True
+        for _ in range(WRITE_ATTEMPTS):
+            if conn.execute(update(images).where(live).values(**values)).rowcount:
+                return True
+            existing = conn.execute(select(images.c.deleted_at).where(images.c.id == image_id)).first()
+            if existing is not None:
+                if existing.deleted_at is not None:
+                    return False  # a late event for a removed version
+                continue  # committed by another transaction since our update: update it now
+            row = {"id": image_id, "bucket": bucket, "key": key, "owner": owner_of(key), "created_at": _now()}
+            try:
+                with conn.begin_nested():
+                    conn.execute(images.insert().values(**row, **values))
+                return True
+            except IntegrityError:  # inserted by another transaction first: update it
+                continue
+        raise RuntimeError(f"could not write image {image_id} after {WRITE_ATTEMPTS} attempts")
 
     def object_created(self, image_id: str, created: ObjectCreated) -> None:
         with self.engine.begin() as conn:

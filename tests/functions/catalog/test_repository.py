@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -191,3 +192,23 @@ def test_owner_scoping(catalog: tuple[CatalogWriter, CatalogReader]) -> None:
 )
 def test_sequencer_order(new: str | None, old: str | None, after: bool) -> None:
     assert sequencer_after(new, old) is after
+
+
+def test_concurrent_events_for_new_images_are_all_applied(
+    catalog: tuple[CatalogWriter, CatalogReader],
+) -> None:
+    """Analyzed, thumbnailed and created race for the same new rows (PostgreSQL: READ COMMITTED)."""
+    writer, reader = catalog
+    keys = [f"race/{n}.jpg" for n in range(40)]
+    jobs: list[Callable[[], None]] = []
+    for key in keys:
+        jobs += [
+            lambda key=key: writer.object_created(image_id(BUCKET, key), created(key)),  # type: ignore[misc]
+            lambda key=key: writer.analyzed(analyzed(key)),  # type: ignore[misc]
+            lambda key=key: writer.thumbnailed(thumbnailed(key)),  # type: ignore[misc]
+        ]
+    with ThreadPoolExecutor(12) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+    statuses = {key: (reader.get(image_id(BUCKET, key)) or {}).get("status") for key in keys}
+    assert set(statuses.values()) == {"ready"}, statuses

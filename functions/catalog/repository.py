@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from functions.catalog.schema import images, metadata
 from shared.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
 
-
 WRITE_ATTEMPTS = 5
 
 

@@ -7,6 +7,7 @@ empty-2xx or CloudEvent replies, JSON errors, JSON logs and a small (source, id)
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,25 +27,36 @@ from shared.settings import settings
 log = logging.getLogger("datafrost.function")
 EventHandler = Callable[[CloudEvent], CloudEvent | None]
 HttpHandler = Callable[[flask.Request], Any]
-DEDUPE_WINDOW = 10_000
+DEDUPE_WINDOW = 2_000
 
 
 class _SeenEvents:
-    """The most recent (source, id) pairs handled successfully by this process."""
+    """The most recent (source, id) pairs handled successfully by this process, with their replies.
+
+    A redelivery is answered with the same reply as the first delivery: if that answer was lost on the
+    way back, the reply still reaches the broker (replies have deterministic ids, so it is harmless if
+    it got there twice).
+    """
 
     def __init__(self, size: int = DEDUPE_WINDOW) -> None:
         self._size = size
-        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._replies: OrderedDict[tuple[str, str], CloudEvent | None] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._keys
+    def get(self, key: tuple[str, str]) -> tuple[bool, CloudEvent | None]:
+        """(seen, its reply)."""
+        with self._lock:
+            if key not in self._replies:
+                return False, None
+            return True, self._replies[key]
 
-    def add(self, key: tuple[str, str]) -> None:
+    def add(self, key: tuple[str, str], reply: CloudEvent | None) -> None:
         if not self._size:
             return
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
+        with self._lock:
+            self._replies[key] = reply
+            if len(self._replies) > self._size:
+                self._replies.popitem(last=False)
 
 
 def json_response(body: Any, status: int = 200) -> flask.Response:
@@ -105,7 +117,8 @@ def cloudevent_function(
     """The functions-framework target for a function that consumes CloudEvents on `POST /`.
 
     Any other request goes to `api` when given (a function's own HTTP API), else answers 405.
-    With `dedupe`, an event whose (source, id) this process already handled is answered 204 unseen.
+    With `dedupe`, an event whose (source, id) this process already handled is not handled again; it
+    gets the first answer again.
     """
     runtime = _Runtime(spec)
     seen = _SeenEvents(DEDUPE_WINDOW if dedupe else 0)
@@ -121,9 +134,10 @@ def cloudevent_function(
             return error_response(f"invalid CloudEvent: {exc}", 400)
         key = (event.source, event.id)
         with jsonlog.event_context(event.id, event.type):
-            if key in seen:
-                log.info("duplicate event ignored")
-                return flask.Response(status=204)
+            already, previous_reply = seen.get(key)
+            if already:
+                log.info("duplicate event: answered as the first time")
+                return _event_response(previous_reply)
             started = time.perf_counter()
             outcome = "error"
             try:
@@ -137,7 +151,7 @@ def cloudevent_function(
                 elapsed = time.perf_counter() - started
                 metrics.function_events.labels(spec.name, event.type, outcome).inc()
                 metrics.function_event_duration.labels(spec.name, event.type).observe(elapsed)
-            seen.add(key)
+            seen.add(key, reply)
             return _event_response(reply)
 
     def dispatch(request: flask.Request) -> flask.Response:

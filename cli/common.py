@@ -23,9 +23,34 @@ def add_url(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("DATAFROST_URL", DEFAULT_URL),
         help="the running platform (default: $DATAFROST_URL, else %(default)s)",
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("DATAFROST_TOKEN"),
+        help="bearer token (default: $DATAFROST_TOKEN, else one from the dev issuer of `datafrost dev`)",
+    )
 
 
-def request_json(method: str, url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
+def auth_headers(args: argparse.Namespace, user: str, roles: Sequence[str] | None = None) -> dict[str, str]:
+    """`Authorization` for a command: --token, else a token the local dev issuer mints for `user`.
+
+    A platform with auth off (or pointed at a real Keycloak) has no dev token endpoint: no header then.
+    """
+    token = args.token
+    if not token:
+        body: dict[str, Any] = {"user": user}
+        if roles:
+            body["roles"] = list(roles)
+        status, answer = request_json("POST", f"{args.url.rstrip('/')}/authz/dev/token", body)
+        if status == 404 or not isinstance(answer, dict):
+            return {}
+        fail_unless(status, answer, 200)
+        token = answer.get("access_token")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def request_json(
+    method: str, url: str, body: Any = None, timeout: float = 30.0, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """Send JSON, return (status, decoded JSON or None); unreachable servers raise CliError."""
     http = urllib3.PoolManager(retries=False)
     try:
@@ -33,7 +58,7 @@ def request_json(method: str, url: str, body: Any = None, timeout: float = 30.0)
             method,
             url,
             body=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"} if body is not None else {},
+            headers={**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})},
             timeout=timeout,
         )
     except urllib3.exceptions.HTTPError as exc:

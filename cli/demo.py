@@ -34,12 +34,15 @@ def _picture(n: int) -> tuple[str, bytes, str]:
     return f"demo-{n}.png", out.getvalue(), "image/png"
 
 
-def run_demo(url: str) -> None:
+def run_demo(url: str, token: str | None) -> None:
+    """Upload the pictures as the demo user (`token` is None when auth is off)."""
     http = urllib3.PoolManager(retries=False)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     for n in range(DEMO_IMAGES):
         name, data, content_type = _picture(n)
-        headers = {"Content-Type": content_type, "X-Filename": name}
+        headers = {"Content-Type": content_type, "X-Filename": name, **auth}
         response = http.request("POST", f"{url}/upload", body=data, headers=headers, timeout=60)
         if response.status != 201:
             raise CliError(f"demo upload of {name} failed with {response.status}: {response.data[:200]!r}")
-    print(f"demo: uploaded {DEMO_IMAGES} images; the catalog fills in a moment: {url}/catalog/images")
+    print(f"demo: uploaded {DEMO_IMAGES} images as the demo user; the catalog fills in a moment:")
+    print(f'  curl -H "Authorization: Bearer $(datafrost token)" {url}/catalog/images')

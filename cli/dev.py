@@ -48,6 +48,11 @@ def _print_startup(platform: DevPlatform) -> None:
         rows.append((spec.name, spec.kind, f"{url}/{spec.name}/", triggers))
     print_table(rows)
     print(f"broker ingress: POST {url}/brokers/default    metrics: {url}/metrics    Ctrl-C stops")
+    print(f"cluster-local (no auth, loopback only): {platform.internal_url}")
+    if platform.auth.realm is not None:
+        credentials = platform.data_dir / "auth" / "credentials.txt"
+        print(f"auth: dev issuer {url}/authz/realms/datafrost; users and passwords in {credentials}")
+        print("      `datafrost token` prints a token for the demo user; the CLI uses one by default")
     sys.stdout.flush()
 
 
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         if args.demo:
             from cli.demo import run_demo
 
-            run_demo(platform.internal_url)
+            run_demo(platform.public_url, platform.auth.token_for("demo"))
         stop.wait()
         print("stopping...", flush=True)
     finally:

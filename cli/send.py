@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.common import CliError, add_url
+from cli.common import CliError, add_url, auth_headers
 from eventing.client import SendError, send_event
 from eventing.cloudevent import new_event
 
@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
         extensions=_extensions(args.extension),
     )
     try:
-        status = send_event(args.url.rstrip("/") + "/brokers/default", event)
+        # The broker ingress takes events from services; locally the dev issuer's admin holds that role.
+        status = send_event(
+            args.url.rstrip("/") + "/brokers/default", event, headers=auth_headers(args, "admin")
+        )
     except SendError as exc:
         raise CliError(str(exc)) from None
     print(f"sent {event.id} ({status})")

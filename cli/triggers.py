@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import CliError, add_url, fail_unless, print_table, request_json
+from cli.common import CliError, add_url, auth_headers, fail_unless, print_table, request_json
 from eventing.durations import parse_duration
+
+ADMIN = "admin"  # triggers are the platform's wiring: the dev issuer's admin user manages them
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,14 +67,16 @@ def run_create(args: argparse.Namespace) -> int:
         "delivery": delivery,
         "parallelism": args.parallelism,
     }
-    status, answer = request_json("POST", f"{args.url.rstrip('/')}/brokers/default/triggers", body)
+    url = f"{args.url.rstrip('/')}/brokers/default/triggers"
+    status, answer = request_json("POST", url, body, headers=auth_headers(args, ADMIN))
     fail_unless(status, answer, 201)
     print(f"trigger {args.name} created")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    status, answer = request_json("GET", f"{args.url.rstrip('/')}/brokers/default/triggers")
+    url = f"{args.url.rstrip('/')}/brokers/default/triggers"
+    status, answer = request_json("GET", url, headers=auth_headers(args, ADMIN))
     fail_unless(status, answer, 200)
     rows = [("NAME", "FILTER", "SINK", "RETRY", "DEAD LETTER SINK")]
     for t in answer["triggers"]:
@@ -84,7 +88,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    status, answer = request_json("DELETE", f"{args.url.rstrip('/')}/brokers/default/triggers/{args.name}")
+    url = f"{args.url.rstrip('/')}/brokers/default/triggers/{args.name}"
+    status, answer = request_json("DELETE", url, headers=auth_headers(args, ADMIN))
     fail_unless(status, answer, 204)
     print(f"trigger {args.name} deleted")
     return 0

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import urllib3
 
-from cli.common import CliError, add_url
+from cli.common import CliError, add_url, auth_headers
 
 BAR_WIDTH = 30
 
@@ -20,7 +19,6 @@ BAR_WIDTH = 30
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("upload", help="upload image files and folders; prints each image id")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    parser.add_argument("--token", default=os.environ.get("DATAFROST_TOKEN"), help="bearer token")
     add_url(parser)
     parser.set_defaults(run=run)
 
@@ -46,15 +44,14 @@ def _bar(done: int, total: int, sent: int) -> str:
 
 
 def upload_one(
-    http: urllib3.PoolManager, url: str, path: Path, token: str | None
+    http: urllib3.PoolManager, url: str, path: Path, auth: dict[str, str]
 ) -> tuple[int, dict[str, str]]:
     data = path.read_bytes()
     headers = {
         "Content-Type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
         "X-Filename": path.name,
     }
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    headers.update(auth)
     try:
         response = http.request("POST", url, body=data, headers=headers, timeout=120)
     except urllib3.exceptions.HTTPError as exc:
@@ -74,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("no files to upload")
     http = urllib3.PoolManager(retries=False)
     url = args.url.rstrip("/") + "/upload"
+    auth = auth_headers(args, "demo")
     interactive = sys.stderr.isatty()
     ok = failed = sent = 0
     for n, path in enumerate(files, 1):
-        status, body = upload_one(http, url, path, args.token)
+        status, body = upload_one(http, url, path, auth)
         if status == 201:
             ok += 1
             sent += path.stat().st_size

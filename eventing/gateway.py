@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import urllib3
@@ -16,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 
 from eventing.broker.base import Broker
 from eventing.broker.rabbitmq import BrokerUnavailable
+from eventing.ext_authz import ExtAuthz, strip_internal_headers
 from eventing.http_codec import parse_http
 from eventing.processes import FunctionStartError, ProcessManager
 from eventing.trigger import Trigger
@@ -61,7 +63,11 @@ class Gateway:
         triggers: TriggerStore,
         max_event_bytes: int,
         managed_triggers: frozenset[str] = frozenset(),
+        authz: ExtAuthz | None = None,
     ) -> None:
+        self.authz = authz  # None on the internal (cluster-local) listener: no check there
+        self.public_origin = ""  # set by the runner once both listeners are bound
+        self.internal_origin = ""
         self.broker = broker
         self.managed_triggers = managed_triggers
         self.processes = processes
@@ -80,6 +86,14 @@ class Gateway:
 
     def route(self, request: Request) -> Response:
         host_function = self._function_from_host(request.host)
+        if request.path == "/healthz" and host_function is None:
+            return ok_json({"status": "ok"})  # the gateway's own health never depends on authz
+        if self.authz is not None:
+            denied = self.authz.deny(
+                request, request.path
+            )  # authz maps host routing itself, as behind Kourier
+            if denied is not None:
+                return denied
         if host_function is not None:
             return self.proxy(request, host_function, request.path)
         path = request.path
@@ -148,6 +162,7 @@ class Gateway:
                 return error(
                     f"trigger {trigger.name} belongs to a function and is managed by the registry", 409
                 )
+            trigger = self.cluster_local(trigger)
             self.trigger_store.put(trigger)
             self.broker.set_trigger(trigger)
             return ok_json(trigger.to_json(), 201)
@@ -163,10 +178,26 @@ class Gateway:
             return Response(status=204)
         return error(f"{request.method} is not supported on {request.path}", 405)
 
+    def cluster_local(self, trigger: Trigger) -> Trigger:
+        """Sinks on this platform's public gateway are reached on the internal listener instead, as
+        Knative resolves a Service to its cluster-local address (no round trip through the auth check)."""
+        if not self.public_origin or not self.internal_origin:
+            return trigger
+
+        def local(url: str | None) -> str | None:
+            if url and (url == self.public_origin or url.startswith(self.public_origin + "/")):
+                return self.internal_origin + url[len(self.public_origin) :]
+            return url
+
+        subscriber = local(trigger.subscriber) or trigger.subscriber
+        return replace(trigger, subscriber=subscriber).with_delivery(
+            dead_letter_sink=local(trigger.delivery.dead_letter_sink)
+        )
+
     # -- functions ------------------------------------------------------------------------------
     def proxy(self, request: Request, name: str, path: str) -> Response:
         fn = self.processes.functions[name]
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
+        headers = {k: v for k, v in strip_internal_headers(request).items() if k.lower() not in NOT_FORWARDED}
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-For"] = request.remote_addr or ""
         target = path + ("?" + request.query_string.decode() if request.query_string else "")

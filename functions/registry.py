@@ -16,6 +16,7 @@ FUNCTION_MODULES = (
     "functions.catalog.main",
     "functions.dead_letters.main",
     "functions.event_display.main",
+    "functions.authz.main",
 )
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 80_000_000
 DEFAULT_MAX_IMAGE_FRAMES = 1000
 DEFAULT_VARIANTS = "thumb:256:webp,preview:1024:webp"
+MAX_AUTH_LEEWAY_SECONDS = 30
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,22 @@ class Settings:
     storage_amqp_url: str | None  # consume MinIO's AMQP target when set
     storage_amqp_exchange: str
     storage_amqp_routing_key: str
+    # Auth (shared/auth). Defaults here so a Settings built by hand still works.
+    auth_enabled: bool = True  # DATAFROST_AUTH: "on" (default) or "off"
+    # DATAFROST_AUTH_ISSUER: the realm URL (http://127.0.0.1:8080/authz/realms/datafrost, or a real
+    # Keycloak's https://kc/realms/datafrost); None: the dev issuer under the local gateway.
+    auth_issuer: str | None = None
+    # DATAFROST_AUTH_JWKS_URL: where the keys are fetched; default <issuer>/protocol/openid-connect/certs
+    auth_jwks_url: str | None = None
+    auth_audience: str = "datafrost"  # DATAFROST_AUTH_AUDIENCE
+    auth_client: str = "datafrost"  # DATAFROST_AUTH_CLIENT: whose resource_access roles count
+    auth_leeway_seconds: int = MAX_AUTH_LEEWAY_SECONDS  # DATAFROST_AUTH_LEEWAY_SECONDS, 0..30
+    # DATAFROST_AUTH_DEV_ISSUER: the authz function serves the dev issuer ("on"/"off"; by default on
+    # when the issuer is unset or is <loopback gateway>/authz/realms/<realm>, off for any other issuer).
+    auth_dev_issuer: bool = True
+    # The client-credentials client internal components use; the secret is never logged (nor in repr).
+    auth_service_client_id: str | None = None  # DATAFROST_AUTH_SERVICE_CLIENT_ID
+    auth_service_client_secret: str | None = field(default=None, repr=False)  # ..._SECRET
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -64,6 +84,29 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {raw!r}")
+
+
+def _dev_issuer_default(issuer: str | None) -> bool:
+    """The dev issuer is in use when no issuer is set, or the issuer is the authz function under a local
+    gateway (a loopback host, path /authz/realms/<realm>); any other issuer (a real Keycloak, even on
+    localhost) is not the dev issuer."""
+    if issuer is None:
+        return True
+    parts = urlsplit(issuer)
+    return (parts.hostname or "") in _LOOPBACK_HOSTS and re.fullmatch(
+        r"/authz/realms/[^/]+/?", parts.path
+    ) is not None
 
 
 def from_env(env: dict[str, str]) -> Settings:
@@ -94,6 +137,20 @@ def from_env(env: dict[str, str]) -> Settings:
         storage_amqp_url=env.get("DATAFROST_STORAGE_AMQP_URL") or None,
         storage_amqp_exchange=env.get("DATAFROST_STORAGE_AMQP_EXCHANGE", "minio"),
         storage_amqp_routing_key=env.get("DATAFROST_STORAGE_AMQP_ROUTING_KEY", "minio.events"),
+        auth_enabled=_switch(env, "DATAFROST_AUTH", True),
+        auth_issuer=(env.get("DATAFROST_AUTH_ISSUER") or "").rstrip("/") or None,
+        auth_jwks_url=env.get("DATAFROST_AUTH_JWKS_URL") or None,
+        auth_audience=env.get("DATAFROST_AUTH_AUDIENCE") or "datafrost",
+        auth_client=env.get("DATAFROST_AUTH_CLIENT") or "datafrost",
+        auth_leeway_seconds=max(
+            0,
+            min(_int(env, "DATAFROST_AUTH_LEEWAY_SECONDS", MAX_AUTH_LEEWAY_SECONDS), MAX_AUTH_LEEWAY_SECONDS),
+        ),
+        auth_dev_issuer=_switch(
+            env, "DATAFROST_AUTH_DEV_ISSUER", _dev_issuer_default(env.get("DATAFROST_AUTH_ISSUER") or None)
+        ),
+        auth_service_client_id=env.get("DATAFROST_AUTH_SERVICE_CLIENT_ID") or None,
+        auth_service_client_secret=env.get("DATAFROST_AUTH_SERVICE_CLIENT_SECRET") or None,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import flask
 
 from functions.catalog import handlers
+from functions.identity import authenticate, owner_scope
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
 from shared import events
@@ -46,14 +47,17 @@ SPEC = FunctionSpec(
 
 
 def api(request: flask.Request) -> flask.Response:
+    """The REST API. Callers see only their own images (admin sees all); a foreign id is a 404."""
     parts = [p for p in request.path.split("/") if p]
     method = request.method
     if parts == ["images"] and method == "GET":
-        return handlers.list_images(request)
-    if len(parts) == 2 and parts[0] == "images" and method in ("GET", "DELETE"):
-        return handlers.show_image(parts[1]) if method == "GET" else handlers.delete_image(parts[1])
+        return handlers.list_images(request, owner_scope(authenticate(request, "viewer")))
+    if len(parts) == 2 and parts[0] == "images" and method == "GET":
+        return handlers.show_image(parts[1], owner_scope(authenticate(request, "viewer")))
+    if len(parts) == 2 and parts[0] == "images" and method == "DELETE":
+        return handlers.delete_image(parts[1], owner_scope(authenticate(request, "editor")))
     if len(parts) == 4 and parts[0] == "images" and parts[2] == "variants" and method == "GET":
-        return handlers.variant_bytes(parts[1], parts[3])
+        return handlers.variant_bytes(parts[1], parts[3], owner_scope(authenticate(request, "viewer")))
     raise HttpError(f"no route for {method} {request.path}", 404)
 
 

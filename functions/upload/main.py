@@ -13,6 +13,7 @@ import uuid
 
 import flask
 
+from functions.identity import authenticate, owner_segment
 from functions.runtime import http_function, json_response
 from functions.spec import FunctionSpec
 from shared.errors import HttpError
@@ -68,9 +69,11 @@ def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
     return data, name
 
 
-def upload(request: flask.Request, owner: str = DEFAULT_OWNER) -> flask.Response:
+def upload(request: flask.Request) -> flask.Response:
     if request.method != "POST" or request.path not in ("/", ""):
         raise HttpError(f"no route for {request.method} {request.path}: upload with POST /upload", 404)
+    identity = authenticate(request, "editor")
+    owner = owner_segment(identity) if identity is not None else DEFAULT_OWNER
     config = settings()
     data, original_name = _read_limited(request, config.max_upload_bytes)
     from shared.images import readable_formats, sniff_format

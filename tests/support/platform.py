@@ -30,6 +30,7 @@ class DevProcess:
         self.http = urllib3.PoolManager(retries=False)
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = data_dir / f"dev-{self.port}.log"
+        self._tokens: dict[str, str] = {}
 
     def start(self, timeout: float = 30.0) -> DevProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,16 +55,40 @@ class DevProcess:
                 time.sleep(0.05)
         raise AssertionError("datafrost dev did not answer /healthz in time")
 
-    def request(self, method: str, path: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
-        kwargs.setdefault("timeout", 30)
-        return self.http.request(method, self.url + path, **kwargs)
+    def token(self, user: str = "admin", roles: list[str] | None = None) -> str:
+        """A token from the platform's dev issuer, as `datafrost token` gets one (cached per user)."""
+        key = f"{user}:{roles}"
+        if key not in self._tokens:
+            body = {"user": user, **({"roles": roles} if roles is not None else {})}
+            response = self.http.request(
+                "POST",
+                self.url + "/authz/dev/token",
+                body=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status == 200, response.data
+            self._tokens[key] = json.loads(response.data)["access_token"]
+        return self._tokens[key]
 
-    def json(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, *, user: str | None = "admin", **kwargs: Any
+    ) -> urllib3.BaseHTTPResponse:
+        """A request through the gateway, as `user` (admin by default; None sends no token)."""
+        kwargs.setdefault("timeout", 30)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if user is not None and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.token(user)}"
+        return self.http.request(method, self.url + path, headers=headers, **kwargs)
+
+    def json(
+        self, method: str, path: str, body: Any = None, *, user: str | None = "admin"
+    ) -> tuple[int, Any]:
         response = self.request(
             method,
             path,
             body=None if body is None else json.dumps(body),
             headers={"Content-Type": "application/json"},
+            user=user,
         )
         return response.status, (json.loads(response.data) if response.data else None)
 

@@ -109,7 +109,7 @@ def test_a_malformed_payload_is_a_permanent_error(store: MemoryObjectStore) -> N
         main.inspect_event(event, store, CONFIG)
     bad_key = {"bucket": "uploads", "key": 5, "size": 1, "etag": "", "content_type": ""}
     event = new_event(events.OBJECT_CREATED, "/s", bad_key)
-    with pytest.raises(PermanentEventError, match="ObjectCreated.key must be str"):
+    with pytest.raises(PermanentEventError, match=r"ObjectCreated\.key must be str"):
         main.inspect_event(event, store, CONFIG)
 
 

@@ -7,6 +7,7 @@ the same verification runs against its keys and no dev issuer is served.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def prepare_auth(config: Settings, public_url: str, internal_url: str, data_dir:
     realm = ensure_dev_realm(data_dir, issuer, audience=config.auth_audience, client=config.auth_client)
     realm_path = issuer.split("/authz", 1)[1] if "/authz/" in issuer else f"/realms/{DEV_REALM}"
     env = {
+        "DATAFROST_PRESIGN_SECRET": config.presign_secret
+        or _local_secret(data_dir / "auth" / "presign-secret"),
         "DATAFROST_AUTH_ISSUER": issuer,
         # functions fetch the keys on the internal listener: no round trip through the public checks
         "DATAFROST_AUTH_JWKS_URL": f"{internal_url}/authz{realm_path}{CERTS_PATH}",
@@ -43,3 +46,14 @@ def prepare_auth(config: Settings, public_url: str, internal_url: str, data_dir:
         "DATAFROST_AUTH_SERVICE_CLIENT_SECRET": realm.service_client_secret,
     }
     return AuthSetup(env, realm)
+
+
+def _local_secret(path: Path) -> str:
+    """A random secret kept in the data dir (0600), made on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret

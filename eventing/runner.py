@@ -189,6 +189,7 @@ class DevPlatform:
             "DATAFROST_DATA_DIR": str(self.data_dir),
             "K_SINK": self.internal_url + BROKER_PATH,
             "DATAFROST_GATEWAY_URL": self.internal_url,
+            "DATAFROST_PUBLIC_URL": self.public_url,
         }
         self.processes = ProcessManager(self.specs, env, self.options.idle_seconds, self.options.keep_warm)
         registry_triggers = function_triggers(self.specs, self.internal_url)

@@ -41,6 +41,8 @@ class Settings:
     max_image_frames: int  # frame-bomb limit for animated formats
     variants: str  # "name:longest_edge:format,..." e.g. "thumb:256:webp,preview:1024:webp"
     storage_events_token: str | None  # MinIO's notify_webhook auth_token, checked when set
+    presign_secret: str | None = field(repr=False)  # signs presigned upload URLs of the local store
+    public_url: str | None  # the gateway clients use (DATAFROST_PUBLIC_URL), for URLs handed to them
     storage_amqp_url: str | None  # consume MinIO's AMQP target when set
     storage_amqp_exchange: str
     storage_amqp_routing_key: str
@@ -134,6 +136,8 @@ def from_env(env: dict[str, str]) -> Settings:
         max_image_frames=_int(env, "DATAFROST_MAX_IMAGE_FRAMES", DEFAULT_MAX_IMAGE_FRAMES),
         variants=env.get("DATAFROST_VARIANTS", DEFAULT_VARIANTS),
         storage_events_token=env.get("DATAFROST_STORAGE_EVENTS_TOKEN") or None,
+        presign_secret=env.get("DATAFROST_PRESIGN_SECRET") or None,
+        public_url=(env.get("DATAFROST_PUBLIC_URL") or "").rstrip("/") or None,
         storage_amqp_url=env.get("DATAFROST_STORAGE_AMQP_URL") or None,
         storage_amqp_exchange=env.get("DATAFROST_STORAGE_AMQP_EXCHANGE", "minio"),
         storage_amqp_routing_key=env.get("DATAFROST_STORAGE_AMQP_ROUTING_KEY", "minio.events"),

@@ -1,4 +1,5 @@
-"""upload: `POST /upload` takes one image (raw body or multipart field `file`) into the uploads bucket.
+"""upload: `POST /upload` takes one image (raw body or multipart field `file`) into the uploads bucket;
+`POST /upload/presign` hands out a URL for one direct PUT under the caller's prefix.
 
 Consumes: HTTP only. Emits: nothing itself; the store's notification of the new object starts the
 pipeline, exactly as for a file dropped straight into the bucket.
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import unquote
 
 import flask
 
 from functions.identity import authenticate, owner_segment
 from functions.runtime import http_function, json_response
 from functions.spec import FunctionSpec
+from functions.upload import presign
 from shared.errors import HttpError
 from shared.events import image_id
 from shared.lazy import once
@@ -69,9 +72,52 @@ def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
     return data, name
 
 
+def route(request: flask.Request) -> flask.Response:
+    if request.method == "POST" and request.path in ("/", ""):
+        return upload(request)
+    if request.method == "POST" and request.path.rstrip("/") == "/presign":
+        return create_presigned(request)
+    if request.method == "PUT" and request.path.startswith("/put/"):
+        return put_presigned(request, request.path[len("/put/") :])
+    raise HttpError(f"no route for {request.method} {request.path}: upload with POST /upload", 404)
+
+
+def create_presigned(request: flask.Request) -> flask.Response:
+    """`POST /upload/presign` {"filename"?, "expires_in"?}: a URL for one PUT under the caller's prefix."""
+    identity = authenticate(request, "editor")
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        raise HttpError("the body must be a JSON object")
+    seconds = body.get("expires_in", presign.DEFAULT_EXPIRY_SECONDS)
+    if not isinstance(seconds, int) or not 1 <= seconds <= presign.MAX_EXPIRY_SECONDS:
+        raise HttpError(f"expires_in must be an integer from 1 to {presign.MAX_EXPIRY_SECONDS} seconds")
+    owner = owner_segment(identity) if identity is not None else DEFAULT_OWNER
+    key = presign.presigned_key(
+        owner, body.get("filename") if isinstance(body.get("filename"), str) else None
+    )
+    config = settings()
+    url = presign.presign(store(), config, config.public_url or request.host_url.rstrip("/"), key, seconds)
+    bucket = config.uploads_bucket
+    answer = {"method": "PUT", "url": url, "bucket": bucket, "key": key, "expires_in": seconds}
+    return json_response({**answer, "id": image_id(bucket, key)})
+
+
+def put_presigned(request: flask.Request, quoted_key: str) -> flask.Response:
+    """The local store's presigned PUT: the URL's signature is the credential."""
+    config = settings()
+    key = unquote(quoted_key)
+    presign.check_local_signature(
+        config, key, request.args.get("expires", ""), request.args.get("signature", "")
+    )
+    data, _ = _read_limited(request, config.max_upload_bytes)
+    content_type = request.headers.get("Content-Type", "application/octet-stream")
+    store().put(config.uploads_bucket, key, data, content_type)
+    return json_response(
+        {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}
+    )
+
+
 def upload(request: flask.Request) -> flask.Response:
-    if request.method != "POST" or request.path not in ("/", ""):
-        raise HttpError(f"no route for {request.method} {request.path}: upload with POST /upload", 404)
     identity = authenticate(request, "editor")
     owner = owner_segment(identity) if identity is not None else DEFAULT_OWNER
     config = settings()
@@ -92,4 +138,4 @@ def upload(request: flask.Request) -> flask.Response:
     )
 
 
-handle = http_function(SPEC, upload)
+handle = http_function(SPEC, route)

@@ -11,6 +11,7 @@ Public (no token): `PUBLIC_ROUTES`.
 | POST | `/authz/dev/token` | public (the function allows loopback callers only) |
 | GET, HEAD | `/web`, `/web/...` (the web page's static files) | public |
 | POST, HEAD | `/storage-events`, `/storage-events/` | public (MinIO's webhook: see below) |
+| PUT | `/upload/put/<key>` | public (a presigned upload: the upload function checks its signature) |
 | any | `/brokers/default/triggers[/...]` | admin |
 | POST | `/brokers/default` (broker ingress) | service |
 | POST | `/dead-letters`, `/dead-letters/` (dead letters delivered by the broker) | service |
@@ -77,6 +78,7 @@ PUBLIC_ROUTES: tuple[Route, ...] = (
     _route({"POST"}, r"/authz/dev/token"),
     _route(READS, r"/web(/.*)?"),
     _route({"POST", "HEAD"}, r"/storage-events/?"),
+    _route({"PUT"}, r"/upload/put/.+"),  # a presigned upload: its signature is the credential
 )
 
 # (route, role), first match wins; the last two rules catch everything.

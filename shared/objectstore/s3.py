@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -82,6 +82,10 @@ class S3ObjectStore:
 
     def __repr__(self) -> str:
         return f"S3ObjectStore(endpoint={('https://' if self.secure else 'http://') + self.endpoint!r})"
+
+    def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str:
+        """A URL that lets its holder PUT this one object until it expires (S3 signature v4)."""
+        return str(self._client.presigned_put_object(bucket, check_key(key), expires=expires))
 
     def ensure_bucket(self, bucket: str) -> None:
         check_bucket(bucket)

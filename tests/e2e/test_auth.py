@@ -168,3 +168,30 @@ def test_the_cli_uses_the_demo_user_by_default(dev: DevProcess, tmp_path: Path) 
     assert dev.json("GET", f"/catalog/images/{image_id}", user="alice")[0] == 404
     token = dev.cli("token", "--user", "alice", "--roles", "viewer")
     assert token.returncode == 0 and token.stdout.count(".") == 2
+
+
+def test_presigned_upload_is_one_put_under_the_callers_prefix(dev: DevProcess) -> None:
+    status, grant = dev.json(
+        "POST", "/upload/presign", {"filename": "../../etc/passwd.jpg", "expires_in": 60}, user="alice"
+    )
+    assert status == 200 and grant["method"] == "PUT"
+    assert (
+        grant["key"].startswith("alice/") and grant["key"].count("/") == 1 and grant["key"].endswith(".jpg")
+    )
+    url: str = grant["url"]
+    path = url[len(dev.url) :]
+    tampered = path.replace("alice%2F", "bob%2F").replace("alice/", "bob/")
+    assert dev.request("PUT", tampered, user=None, body=images.jpeg((32, 32))).status == 403
+    put = dev.request(
+        "PUT", path, user=None, body=images.jpeg((32, 32)), headers={"Content-Type": "image/jpeg"}
+    )
+    assert put.status == 200, put.data
+    assert json.loads(put.data)["id"] == grant["id"]
+    deadline = time.monotonic() + 30
+    while (
+        dev.json("GET", f"/catalog/images/{grant['id']}", user="alice")[0] != 200
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert dev.json("GET", f"/catalog/images/{grant['id']}", user="alice")[1]["owner"] == "alice"
+    assert dev.json("POST", "/upload/presign", {}, user="victor")[0] == 403  # viewers cannot upload

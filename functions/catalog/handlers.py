@@ -15,7 +15,8 @@ from shared import events
 from shared.db import engine
 from shared.errors import HttpError, NotFound, PermanentEventError
 from shared.lazy import once
-from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.objectstore import ObjectNotFound
+from shared.objectstore.factory import process_store as store
 from shared.settings import settings
 
 log = logging.getLogger("datafrost.catalog")
@@ -29,13 +30,6 @@ def writer() -> CatalogWriter:
 @once
 def reader() -> CatalogReader:
     return CatalogReader(writer().engine)
-
-
-@once
-def store() -> ObjectStore:
-    from shared.objectstore.factory import open_store
-
-    return open_store(settings())
 
 
 def apply_event(event: CloudEvent) -> None:

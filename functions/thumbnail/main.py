@@ -21,9 +21,8 @@ from functions.replies import image_reply, payload_of
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
 from shared import events
-from shared.lazy import once
 from shared.objectstore import ObjectNotFound, ObjectStore
-from shared.objectstore.factory import open_store
+from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings
 
 SOURCE = "/functions/thumbnail"
@@ -42,11 +41,6 @@ SPEC = FunctionSpec(
     ),
 )
 log = logging.getLogger("datafrost.thumbnail")
-
-
-@once
-def store() -> ObjectStore:
-    return open_store(settings())
 
 
 def on_event(event: CloudEvent) -> CloudEvent | None:

@@ -21,8 +21,7 @@ from functions.spec import FunctionSpec
 from functions.upload import presign
 from shared.errors import HttpError
 from shared.events import image_id
-from shared.lazy import once
-from shared.objectstore import ObjectStore
+from shared.objectstore.factory import process_store as store
 from shared.settings import settings
 
 SPEC = FunctionSpec(
@@ -42,13 +41,6 @@ STORED_AS = {  # sniffed format -> (key extension, Content-Type)
     "HEIF": (".heic", "image/heic"),
 }
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-@once
-def store() -> ObjectStore:
-    from shared.objectstore.factory import open_store
-
-    return open_store(settings())
 
 
 def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:

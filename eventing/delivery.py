@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import base64
 import enum
+import http.client
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.util.wait import wait_for_read
 
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http, to_binary
@@ -63,6 +67,14 @@ class DeliveryResult:
     last: Attempt | None
 
 
+def _merged(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Response headers as a dict; a header given more than once is joined with ", " (RFC 9110 5.3)."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
 def is_retryable(code: int) -> bool:
     return code >= 500 or code in RETRIED_4XX
 
@@ -75,20 +87,103 @@ def dead_letter_extensions(destination: str, attempt: Attempt) -> dict[str, str]
     return extensions
 
 
+class _Connections(threading.local):
+    """Each delivery thread's own keep-alive connections, by (host, port)."""
+
+    def __init__(self) -> None:
+        self.by_address: dict[tuple[str, int], http.client.HTTPConnection] = {}
+
+
+# a kept connection that the subscriber closed while it was idle fails like this when used
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, http.client.BadStatusLine)
+
+
 class Dispatcher:
-    """Sends events to subscribers over pooled HTTP connections; safe to share between threads."""
+    """Sends events to subscribers over kept-alive HTTP connections; safe to share between threads.
+
+    Plain `http://` subscribers (every function, and the usual sinks) are reached over each delivery
+    thread's own `http.client` connection, one per subscriber address: nothing shared, no pool to
+    take from and give back to. Other URLs (`https://`) go through a urllib3 pool manager.
+    """
 
     def __init__(self, publish_reply: Callable[[CloudEvent], None], stopping: threading.Event) -> None:
         self._publish_reply = publish_reply
         self._stopping = stopping
         self._http = urllib3.PoolManager(num_pools=64, maxsize=16, retries=False)
+        self._targets: dict[str, tuple[str, int, str] | None] = {}  # URL -> (host, port, path) if http
+        self._local = _Connections()
+        self._opened: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._opened_lock:
+            opened = list(self._opened)
+        for connection in opened:
+            connection.close()
         self._http.clear()
+
+    def _plain_http(self, url: str) -> tuple[str, int, str] | None:
+        """(host, port, path and query) of an http:// URL, parsed once per URL; None for any other."""
+        try:
+            return self._targets[url]
+        except KeyError:
+            pass
+        target = None
+        try:
+            parts = urlsplit(url)
+            if parts.scheme == "http" and parts.hostname:
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                target = (parts.hostname, parts.port or 80, path)
+        except ValueError:  # a malformed URL: urllib3 reports it as the delivery error
+            target = None
+        if len(self._targets) > 4096:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
 
     def post(self, url: str, event: CloudEvent, timeout: float) -> Attempt:
         """One binary-mode POST; connection errors and timeouts become a 500, as Knative reports them."""
         headers, body = to_binary(event)
+        target = self._plain_http(url)
+        if target is None:
+            return self._post_urllib3(url, headers, body, timeout)
+        host, port, path = target
+        connection = self._local.by_address.get((host, port))
+        if connection is None:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            self._local.by_address[(host, port)] = connection
+            with self._opened_lock:
+                self._opened.add(connection)
+        kept = connection.sock is not None
+        if kept and wait_for_read(connection.sock, timeout=0.0):
+            connection.close()  # closed by the subscriber while idle (or it sent garbage): a new one
+            kept = False
+        while True:
+            try:
+                connection.timeout = timeout
+                if connection.sock is not None:
+                    connection.sock.settimeout(timeout)
+                connection.request("POST", path, body, headers)
+                response = connection.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()  # a timed-out or broken exchange leaves the connection unusable
+                if kept and isinstance(exc, _STALE):
+                    # closed by the subscriber as it was reused: the request never got an answer, so
+                    # send it once more on a new connection (at least once: a duplicate at worst)
+                    log.debug("kept connection to %s:%d was closed (%s); reconnecting", host, port, exc)
+                    kept = False
+                    continue
+                return Attempt(500, f"dispatch error: {type(exc).__name__}: {exc}".encode()[:2048], {})
+            break
+        status = response.status
+        names = response.headers.keys()
+        # the headers matter only to a reply: a body, or a binary-mode event with an empty body
+        if data or any(name[:3].lower() == "ce-" for name in names):
+            return Attempt(status, data, _merged(response.headers.items()))
+        return Attempt(status, data, {})
+
+    def _post_urllib3(self, url: str, headers: dict[str, str], body: bytes, timeout: float) -> Attempt:
         try:
             response = self._http.request(
                 "POST", url, body=body, headers=headers, timeout=timeout, redirect=False, preload_content=True
@@ -98,40 +193,74 @@ class Dispatcher:
         return Attempt(response.status, response.data, dict(response.headers))
 
     def _send_with_retries(
-        self, url: str, event: CloudEvent, spec: DeliverySpec, label: str, stop: threading.Event
+        self,
+        url: str,
+        event: CloudEvent,
+        spec: DeliverySpec,
+        label: str,
+        stop: threading.Event,
+        first: Attempt | None = None,
     ) -> tuple[int, Attempt]:
         attempt_no = 0
         while True:
             attempt_no += 1
-            attempt = self.post(url, event, spec.timeout)
+            attempt = first if attempt_no == 1 and first is not None else self.post(url, event, spec.timeout)
             if attempt.ok or not attempt.retryable or attempt_no > spec.retry:
                 return attempt_no, attempt
             metrics.delivery_retries.labels(label).inc()
+            log.warning(
+                "attempt %d to %s failed with %d; retrying",
+                attempt_no,
+                url,
+                attempt.code,
+                extra=log_fields(trigger=label, event_id=event.id, event_type=event.type),
+            )
             if stop.wait(spec.backoff(attempt_no)):
                 return attempt_no, Attempt(0, b"", {})
 
     def deliver(
-        self, event: CloudEvent, trigger: Trigger, stop: threading.Event | None = None
+        self,
+        event: CloudEvent,
+        trigger: Trigger,
+        stop: threading.Event | None = None,
+        first: Attempt | None = None,
+        started: float | None = None,
     ) -> DeliveryResult:
         """Deliver `event` to `trigger`'s subscriber: retries, dead letter and reply included.
 
         `stop` (default: the broker's stopping event) abandons the delivery between attempts, as ABORTED:
-        the trigger was removed or changed, or the broker is closing.
+        the trigger was removed or changed, or the broker is closing. `first` is the outcome of a first
+        attempt already made (see `attempt`), begun at `started` (`time.perf_counter()`).
         """
         stop = stop or self._stopping
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         attempts, last = self._send_with_retries(
-            trigger.subscriber, event, trigger.delivery, trigger.name, stop
+            trigger.subscriber, event, trigger.delivery, trigger.name, stop, first
         )
         if last.code == 0 and stop.is_set():
             return DeliveryResult(Outcome.ABORTED, attempts, None)
-        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - started)
         if last.ok:
-            metrics.events_delivered.labels(trigger.name).inc()
-            self._handle_reply(event, trigger, last)
-            return DeliveryResult(Outcome.DELIVERED, attempts, last)
+            return self._delivered(event, trigger, attempts, last, started)
+        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - started)
         outcome = self.dead_letter(event, trigger, last, stop)
         return DeliveryResult(outcome, attempts, last)
+
+    def attempt(self, event: CloudEvent, trigger: Trigger, started: float) -> DeliveryResult | Attempt:
+        """Only the first attempt of `deliver`, begun at `started` (`time.perf_counter()`): its result
+        when it succeeded (the reply, if any, published), else the failed attempt, to pass on to
+        `deliver(first=..., started=...)`. One POST bounded by the trigger's timeout: no backoff, no
+        dead letter.
+        """
+        first = self.post(trigger.subscriber, event, trigger.delivery.timeout)
+        return self._delivered(event, trigger, 1, first, started) if first.ok else first
+
+    def _delivered(
+        self, event: CloudEvent, trigger: Trigger, attempts: int, last: Attempt, started: float
+    ) -> DeliveryResult:
+        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - started)
+        metrics.events_delivered.labels(trigger.name).inc()
+        self._handle_reply(event, trigger, last)
+        return DeliveryResult(Outcome.DELIVERED, attempts, last)
 
     def dead_letter(
         self, event: CloudEvent, trigger: Trigger, last: Attempt, stop: threading.Event | None = None

@@ -57,6 +57,7 @@ class Attempt:
 
     @property
     def retryable(self) -> bool:
+        """5xx, 404, 408, 409, 429 (and timeouts and connection errors, reported as 500) are retried."""
         return self.code >= 500 or self.code in RETRIED_4XX
 
 
@@ -73,10 +74,6 @@ def _merged(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     for name, value in items:
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
-
-
-def is_retryable(code: int) -> bool:
-    return code >= 500 or code in RETRIED_4XX
 
 
 def dead_letter_extensions(destination: str, attempt: Attempt) -> dict[str, str]:

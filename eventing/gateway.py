@@ -89,9 +89,8 @@ class Gateway:
         if request.path == "/healthz" and host_function is None:
             return ok_json({"status": "ok"})  # the gateway's own health never depends on authz
         if self.authz is not None:
-            denied = self.authz.deny(
-                request, request.path
-            )  # authz maps host routing itself, as behind Kourier
+            # the original path and Host: authz maps host routing itself, as behind Kourier
+            denied = self.authz.deny(request, request.path)
             if denied is not None:
                 return denied
         if host_function is not None:

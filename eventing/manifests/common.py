@@ -1,0 +1,24 @@
+"""Names and helpers every generated Knative resource shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAMESPACE = "datafrost"
+IMAGE = "ghcr.io/datafrost/datafrost:latest"  # set with `kustomize edit set image` on deploy
+BROKER = "default"
+RABBITMQ_CLUSTER = "rabbitmq"
+CONFIG_MAP = "datafrost-config"
+SECRET = "datafrost-secrets"
+PART_OF = {"app.kubernetes.io/part-of": "datafrost"}
+Resource = dict[str, Any]
+
+
+def metadata(name: str, namespace: str = NAMESPACE, **extra: Any) -> dict[str, Any]:
+    """Object metadata with the project's label."""
+    return {"name": name, "namespace": namespace, "labels": dict(PART_OF), **extra}
+
+
+def service_ref(name: str) -> dict[str, str]:
+    """A reference to one of the generated Knative Services (an Addressable)."""
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": name, "namespace": NAMESPACE}

@@ -76,7 +76,7 @@ class FunctionProcess:
         started = time.monotonic()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "eventing.serve", self.spec.name, str(self.port)],
-            env={**self._env, **self.spec.env, "K_SERVICE": self.spec.name, "PORT": str(self.port)},
+            env=self.process_env(),
             start_new_session=True,
         )
         self._wait_ready()
@@ -84,6 +84,13 @@ class FunctionProcess:
         metrics.cold_starts.labels(self.spec.name).inc()
         metrics.cold_start_duration.labels(self.spec.name).observe(time.monotonic() - started)
         log.info("started %s on port %d in %.2fs", self.spec.name, self.port, time.monotonic() - started)
+
+    def process_env(self) -> dict[str, str]:
+        """The runtime contract: K_SERVICE and PORT; K_SINK only where the spec uses it, as on Knative."""
+        env = {**self._env, **self.spec.env, "K_SERVICE": self.spec.name, "PORT": str(self.port)}
+        if not self.spec.uses_sink:
+            env.pop("K_SINK", None)
+        return env
 
     def _wait_ready(self) -> None:
         assert self._proc is not None

@@ -53,6 +53,8 @@ class FunctionSpec:
     scaling: Scaling = field(default_factory=Scaling)
     env: Mapping[str, str] = field(default_factory=dict)
     public: bool = True  # reachable through the gateway by path and host
+    # Posts events to the broker itself at K_SINK (a SinkBinding on Knative), not only as replies.
+    uses_sink: bool = False
 
     def __post_init__(self) -> None:
         if not FUNCTION_NAME.match(self.name):

@@ -62,6 +62,11 @@ class Settings:
     # The client-credentials client internal components use; the secret is never logged (nor in repr).
     auth_service_client_id: str | None = None  # DATAFROST_AUTH_SERVICE_CLIENT_ID
     auth_service_client_secret: str | None = field(default=None, repr=False)  # ..._SECRET
+    # DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES (comma-separated, e.g. ".svc.cluster.local,.svc"): requests
+    # whose Host ends so are in-cluster traffic (the broker delivering, a RabbitmqSource) and pass the
+    # ext-authz check without a token. Only for Kourier: its public listener has no route for such
+    # hosts. Empty (the default) trusts no host; the local gateway has its own cluster-local listener.
+    auth_cluster_local_suffixes: tuple[str, ...] = ()
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -97,6 +102,12 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     if raw in ("off", "false", "0", "no"):
         return False
     raise ValueError(f"{name} must be on or off, got {raw!r}")
+
+
+def _suffixes(raw: str) -> tuple[str, ...]:
+    """Host suffixes, lower-case, each starting with a dot (so ".svc" never matches "evil-svc")."""
+    parts = [p.strip().lower() for p in raw.split(",") if p.strip()]
+    return tuple(p if p.startswith(".") else "." + p for p in parts)
 
 
 def _dev_issuer_default(issuer: str | None) -> bool:
@@ -155,6 +166,7 @@ def from_env(env: dict[str, str]) -> Settings:
         ),
         auth_service_client_id=env.get("DATAFROST_AUTH_SERVICE_CLIENT_ID") or None,
         auth_service_client_secret=env.get("DATAFROST_AUTH_SERVICE_CLIENT_SECRET") or None,
+        auth_cluster_local_suffixes=_suffixes(env.get("DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES", "")),
     )
 
 

@@ -5,17 +5,34 @@ Pure: specs in, Kubernetes resources (dicts) out, in a fixed order, so rendering
 
 from __future__ import annotations
 
-from eventing.manifests.broker import broker, trigger
+from eventing.manifests.broker import broker, sink_binding, trigger
 from eventing.manifests.common import NAMESPACE, Resource
+from eventing.manifests.config import config_map
+from eventing.manifests.kourier import config_kourier_patch, extauthz_service
 from eventing.manifests.serving import service
+from eventing.manifests.sources import minio_source
 from functions.spec import FunctionSpec
+
+# Applied with `kubectl -n knative-serving patch`, not part of the kustomization (Knative owns them).
+PATCHES = ("kourier/config-kourier.yaml",)
+
+
+def namespace() -> Resource:
+    # bindings.knative.dev/include: SinkBinding's webhook acts on this namespace in either of its modes.
+    labels = {"bindings.knative.dev/include": "true"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": labels}}
 
 
 def render(specs: tuple[FunctionSpec, ...]) -> dict[str, list[Resource]]:
     """File name -> resources, in a stable order."""
     return {
-        "namespace.yaml": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}],
+        "namespace.yaml": [namespace()],
+        "config.yaml": [config_map()],
         "broker.yaml": broker(),
         "services.yaml": [service(s) for s in specs],
         "triggers.yaml": [trigger(s, t) for s in specs for t in s.triggers],
+        "sink-binding.yaml": [sink_binding()],
+        "minio-source.yaml": minio_source(),
+        "extauthz.yaml": [extauthz_service()],
+        "kourier/config-kourier.yaml": [config_kourier_patch()],
     }

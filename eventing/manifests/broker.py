@@ -1,11 +1,20 @@
-"""Knative Eventing resources: the RabbitMQ broker and one Trigger per registry trigger."""
+"""Knative Eventing resources: the RabbitMQ broker, one Trigger per registry trigger, and the
+SinkBinding that gives functions which post events themselves their K_SINK (the broker's address)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from eventing.durations import format_duration
-from eventing.manifests.common import BROKER, NAMESPACE, RABBITMQ_CLUSTER, Resource, metadata, service_ref
+from eventing.manifests.common import (
+    BROKER,
+    NAMESPACE,
+    RABBITMQ_CLUSTER,
+    SINK_LABEL,
+    Resource,
+    metadata,
+    service_ref,
+)
 from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec, TriggerSpec
 
 PARALLELISM_ANNOTATION = "rabbitmq.eventing.knative.dev/parallelism"
@@ -63,3 +72,28 @@ def broker() -> list[Resource]:
         },
     }
     return [config, resource]
+
+
+def sink_binding() -> Resource:
+    """K_SINK = the broker, injected into every Service labelled as posting to it (`uses_sink`)."""
+    return {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "SinkBinding",
+        "metadata": metadata(f"{BROKER}-broker-sink"),
+        "spec": {
+            "subject": {
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "namespace": NAMESPACE,
+                "selector": {"matchLabels": {SINK_LABEL: "broker"}},
+            },
+            "sink": {
+                "ref": {
+                    "apiVersion": "eventing.knative.dev/v1",
+                    "kind": "Broker",
+                    "name": BROKER,
+                    "namespace": NAMESPACE,
+                }
+            },
+        },
+    }

@@ -11,6 +11,8 @@ RABBITMQ_CLUSTER = "rabbitmq"
 CONFIG_MAP = "datafrost-config"
 SECRET = "datafrost-secrets"
 PART_OF = {"app.kubernetes.io/part-of": "datafrost"}
+SINK_LABEL = "datafrost.dev/sink"  # on the Services of functions that post to the broker (SinkBinding)
+PORT = 8080  # the container port functions-framework serves on (Knative's PORT)
 Resource = dict[str, Any]
 
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from eventing.manifests.common import CONFIG_MAP, IMAGE, SECRET, Resource, metadata
+from typing import Any
+
+from eventing.manifests.common import CONFIG_MAP, IMAGE, PORT, SECRET, SINK_LABEL, Resource, metadata
 from functions.spec import FunctionSpec
+
+RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+
+
+def _probe(path: str) -> dict[str, Any]:
+    # Knative accepts the port only when it is the container port; it probes through queue-proxy.
+    return {"httpGet": {"path": path, "port": PORT}}
 
 
 def service(spec: FunctionSpec) -> Resource:
@@ -22,20 +31,21 @@ def service(spec: FunctionSpec) -> Resource:
     container = {
         "name": "function",
         "image": IMAGE,
-        "ports": [{"containerPort": 8080}],
+        # functions-framework's server speaks HTTP/1.1 only, so no function declares h2c.
+        "ports": [{"name": "http1", "containerPort": PORT}],
         "env": env,
-        "envFrom": [
-            {"configMapRef": {"name": CONFIG_MAP}},
-            {"secretRef": {"name": SECRET, "optional": True}},
-        ],
-        "readinessProbe": {"httpGet": {"path": "/readyz"}},
-        "livenessProbe": {"httpGet": {"path": "/healthz"}},
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}, {"secretRef": {"name": SECRET}}],
+        "readinessProbe": _probe("/readyz"),
+        "livenessProbe": _probe("/healthz"),
+        "resources": RESOURCES,
     }
+    meta = metadata(spec.name)
+    if spec.uses_sink:
+        meta["labels"][SINK_LABEL] = "broker"
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
-        "metadata": metadata(spec.name),
+        "metadata": meta,
         "spec": {
             "template": {
                 "metadata": {"annotations": annotations},

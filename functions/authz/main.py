@@ -8,9 +8,11 @@ with only Host, Authorization and Content-Length (and at most the first 8 KiB of
 never read). The answer:
 
 - 200: allowed, because the route is public (`shared.auth.policy`), auth is off (DATAFROST_AUTH=off),
-  or the bearer token verifies and its roles cover the route. With a token, the 200 carries
-  `x-datafrost-user` (preferred_username, else sub; percent-encoded when not plain ASCII),
-  `x-datafrost-subject` and `x-datafrost-roles`
+  the Host is cluster-local (DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES, set on Knative: Kourier's public
+  listener has no route for such a host, so only in-cluster callers get through with it; user-facing
+  routes still verify the token in the function), or the bearer token verifies and its roles cover
+  the route. With a token, the 200 carries `x-datafrost-user` (preferred_username, else sub;
+  percent-encoded when not plain ASCII), `x-datafrost-subject` and `x-datafrost-roles`
   (the platform roles held, comma-separated: viewer, editor, admin, service) for the gateway to
   forward upstream;
 - 401 `{"error": reason}` + `WWW-Authenticate: Bearer ...`: no token, or a token that does not verify;
@@ -90,11 +92,19 @@ def header_value(text: str) -> str:
     return quote(text, safe="@._-+~!$&'()*,;=:")
 
 
+def is_cluster_local(host: str | None) -> bool:
+    """A Host only in-cluster callers can route with (DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES)."""
+    hostname = (host or "").strip().lower()
+    if not hostname.startswith("["):
+        hostname = hostname.rsplit(":", 1)[0]
+    return any(hostname.endswith(suffix) for suffix in settings().auth_cluster_local_suffixes)
+
+
 def check(request: flask.Request) -> flask.Response:
     """The ext-authz decision for the original request under the /check prefix."""
     method = request.method
     original = request.path[len(CHECK_PREFIX) :] or "/"
-    if not settings().auth_enabled:
+    if not settings().auth_enabled or is_cluster_local(request.host):
         return flask.Response(status=200)
     try:
         role = required_role(method, gateway_path(request.host, original, function_names()))

@@ -29,6 +29,7 @@ SPEC = FunctionSpec(
     kind="cloudevent",
     description="Keeps undeliverable events; lists and replays them",
     consumes=("*",),
+    uses_sink=True,  # replay
 )
 
 

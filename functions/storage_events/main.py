@@ -1,7 +1,8 @@
 """storage-events: MinIO's webhook target; bucket notifications in, object CloudEvents out.
 
 Consumes: MinIO bucket notifications, the `{"EventName", "Key", "Records"}` JSON MinIO's webhook
-target POSTs (the same body its AMQP target publishes; see `eventing.minio_amqp` for that path).
+target POSTs, or the same body from MinIO's AMQP target wrapped by a Knative RabbitmqSource
+(`dev.knative.rabbitmq.event`, POSTed to `/rabbitmq`; locally `eventing.minio_amqp` reads the queue).
 Emits: `io.datafrost.object.created` and `io.datafrost.object.removed` into the broker at K_SINK,
 with extension `bucket` and `subject` = the decoded key (`eventing.minio_codec`).
 Idempotent: each CloudEvent id is derived from its notification record (bucket, key, version or
@@ -12,6 +13,8 @@ HTTP: `POST /`: 200 `{"published": [ids]}`; 400 for a malformed notification; 40
 `Authorization: Bearer <DATAFROST_STORAGE_EVENTS_TOKEN>` when that token is set; 413 over the size
 limit; 503 when the broker does not take every event (MinIO retries the whole notification).
 `HEAD /`: 200, MinIO's liveness check when the target is configured (it reveals nothing).
+`POST /rabbitmq`: a RabbitmqSource's binary CloudEvent; the same answers, but no static token: the
+route needs the service role at the gateway, and the source reaches it cluster-local.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import Any
 
 import flask
 
 from eventing.client import SendError, send_event
+from eventing.http_codec import parse_http
 from eventing.minio_codec import cloudevents_from_notification
 from functions.runtime import error_response, http_function, json_response
 from functions.spec import FunctionSpec
+from functions.storage_events.rabbitmq_source import notification_of
 from shared.events import OBJECT_CREATED, OBJECT_REMOVED
 from shared.settings import settings
 
@@ -34,6 +40,7 @@ SPEC = FunctionSpec(
     kind="http",
     description="MinIO webhook target: bucket notifications in, object CloudEvents out",
     emits=(OBJECT_CREATED, OBJECT_REMOVED),
+    uses_sink=True,
 )
 log = logging.getLogger("datafrost.storage-events")
 
@@ -46,7 +53,7 @@ def authorized(header: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _receive(request: flask.Request) -> flask.Response:
+def _receive_webhook(request: flask.Request) -> flask.Response:
     if not authorized(request.headers.get("Authorization"), settings().storage_events_token):
         response = error_response("a valid 'Authorization: Bearer <token>' header is required", 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="storage-events"'
@@ -55,9 +62,25 @@ def _receive(request: flask.Request) -> flask.Response:
     if len(body) > settings().max_event_bytes:
         return error_response(f"notification over the {settings().max_event_bytes}-byte limit", 413)
     try:
-        events = cloudevents_from_notification(json.loads(body))
+        return _publish(json.loads(body))
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors too
         return error_response(f"not a MinIO notification: {exc}", 400)
+
+
+def _receive_source_event(request: flask.Request) -> flask.Response:
+    body = request.get_data()
+    if len(body) > settings().max_event_bytes:
+        return error_response(f"event over the {settings().max_event_bytes}-byte limit", 413)
+    try:  # InvalidEvent is a ValueError too
+        (event,) = parse_http(request.headers, body, max_bytes=settings().max_event_bytes, allow_batch=False)
+        return _publish(notification_of(event))
+    except ValueError as exc:
+        return error_response(f"not a RabbitmqSource event with a MinIO notification: {exc}", 400)
+
+
+def _publish(notification: Any) -> flask.Response:
+    """Decode the notification (ValueError when malformed) and send its object events to the broker."""
+    events = cloudevents_from_notification(notification)
     sink = settings().sink
     if events and not sink:
         return error_response("K_SINK (the broker ingress) is not set", 503)
@@ -72,12 +95,16 @@ def _receive(request: flask.Request) -> flask.Response:
 
 
 def on_request(request: flask.Request) -> flask.Response:
+    if request.path == "/rabbitmq":
+        if request.method != "POST":
+            return error_response("/rabbitmq takes a RabbitmqSource's CloudEvents by POST", 405)
+        return _receive_source_event(request)
     if request.path != "/":
         return error_response(f"no route for {request.method} {request.path}", 404)
     if request.method == "HEAD":
         return flask.Response(status=200)
     if request.method == "POST":
-        return _receive(request)
+        return _receive_webhook(request)
     return error_response("storage-events takes MinIO notifications by POST (HEAD to check)", 405)
 
 

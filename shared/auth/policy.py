@@ -14,6 +14,7 @@ Public (no token): `PUBLIC_ROUTES`.
 | PUT | `/upload/put/<key>` | public (a presigned upload: the upload function checks its signature) |
 | any | `/brokers/default/triggers[/...]` | admin |
 | POST | `/brokers/default` (broker ingress) | service |
+| POST | `/storage-events/rabbitmq` (MinIO's AMQP notifications, from a RabbitmqSource) | service |
 | POST | `/dead-letters`, `/dead-letters/` (dead letters delivered by the broker) | service |
 | any | `/dead-letters/...` (list, show, replay, delete) | admin |
 | POST | `/upload`, `/upload/`, `/upload/presign` | editor |
@@ -85,6 +86,7 @@ PUBLIC_ROUTES: tuple[Route, ...] = (
 ROLE_RULES: tuple[tuple[Route, str], ...] = (
     (_route(ANY, r"/brokers/default/triggers(/.*)?"), ADMIN),
     (_route({"POST"}, r"/brokers/default/?"), SERVICE),
+    (_route({"POST"}, r"/storage-events/rabbitmq/?"), SERVICE),
     (_route({"POST"}, r"/dead-letters/?"), SERVICE),
     (_route(ANY, r"/dead-letters(/.*)?"), ADMIN),
     (_route({"POST"}, r"/upload(/|/presign/?)?"), EDITOR),

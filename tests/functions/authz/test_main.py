@@ -530,6 +530,25 @@ def test_auth_off_allows_everything(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_cluster_local_hosts_pass_only_when_configured(tmp_path: Path) -> None:
+    server = Authz(tmp_path, {"DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES": "svc.cluster.local, .svc"}).start()
+    try:
+        for host in ("catalog.datafrost.svc.cluster.local", "dead-letters.datafrost.svc:80"):
+            allowed = server.check("POST", "/", host=host)
+            assert (allowed.status, allowed.headers.get("x-datafrost-user")) == (200, None), host
+        rabbitmq = server.check("POST", "/rabbitmq", host="storage-events.datafrost.svc.cluster.local")
+        assert rabbitmq.status == 200
+        for host in ("catalog.datafrost.example.com", "evil-svc", "catalog.svc.cluster.local.example.com"):
+            assert server.check("POST", "/", host=host).status == 401, host
+    finally:
+        server.stop()
+
+
+def test_cluster_local_hosts_are_not_trusted_by_default(authz: Authz) -> None:
+    assert authz.check("POST", "/", host="catalog.datafrost.svc.cluster.local").status == 401
+    assert authz.check("POST", "/storage-events/rabbitmq").status == 401
+
+
 # -- last: nothing secret was ever logged or answered --------------------------------------------------------
 def test_no_secret_in_any_log_line_or_error_body(
     authz: Authz, realm: DevRealm, passwords: dict[str, str]

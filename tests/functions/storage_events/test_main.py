@@ -18,6 +18,7 @@ import urllib3
 from eventing.cloudevent import CloudEvent
 from eventing.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
 from eventing.processes import free_port
+from functions.storage_events.rabbitmq_source import RABBITMQ_SOURCE_EVENT
 from shared.events import OBJECT_CREATED, OBJECT_REMOVED
 from shared.objectstore import ObjectInfo
 from tests.support.sink import Sink, status
@@ -194,6 +195,55 @@ def test_a_broker_that_fails_makes_minio_retry(served: Served, broker: Sink, key
         assert first.id == second.id
     finally:
         broker.answer = lambda event, n: status(204)
+
+
+def source_event(notification: Any, event_type: str = RABBITMQ_SOURCE_EVENT) -> tuple[dict[str, str], bytes]:
+    """What a RabbitmqSource POSTs for one AMQP message from MinIO: a binary-mode CloudEvent."""
+    message_id = str(uuid4())
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-type": event_type,
+        "ce-source": "/apis/v1/namespaces/datafrost/rabbitmqsources/minio-notifications#minio-notifications",
+        "ce-id": message_id,
+        "ce-subject": message_id,
+        "ce-time": "2024-05-06T07:08:09.5Z",
+        "Content-Type": "application/json",
+    }
+    return headers, json.dumps(notification).encode()
+
+
+def test_a_rabbitmq_source_event_publishes_like_the_webhook(guarded: Served, broker: Sink, key: str) -> None:
+    """No static token on this route (the gateway requires the service role; the source is in-cluster)."""
+    body = created(key)
+    headers, raw = source_event(body)
+    response = http.request("POST", guarded.url + "/rabbitmq", body=raw, headers=headers)
+    assert response.status == 200, response.data
+    (event,) = arrived(broker, key, 1)
+    assert json.loads(response.data) == {"published": [event.id]}
+    assert event.id == cloudevents_from_notification(body)[0].id  # the webhook's id: dedupe works across both
+    assert (event.type, event.get("bucket")) == (OBJECT_CREATED, "uploads")
+
+
+@pytest.mark.parametrize(
+    ("notification", "event_type", "reason"),
+    [
+        ({"Records": []}, "io.example.other", "expected a dev.knative.rabbitmq.event event"),
+        (["not", "an", "object"], RABBITMQ_SOURCE_EVENT, "not a JSON object"),
+        ({"EventName": "s3:ObjectCreated:Put"}, RABBITMQ_SOURCE_EVENT, "Records"),
+    ],
+)
+def test_a_bad_rabbitmq_source_event_is_400(
+    served: Served, notification: Any, event_type: str, reason: str
+) -> None:
+    headers, raw = source_event(notification, event_type)
+    response = http.request("POST", served.url + "/rabbitmq", body=raw, headers=headers)
+    assert response.status == 400 and reason in json.loads(response.data)["error"]
+
+
+def test_the_rabbitmq_route_needs_a_cloudevent_by_post(served: Served, key: str) -> None:
+    not_an_event = http.request("POST", served.url + "/rabbitmq", body=json.dumps(created(key)).encode())
+    assert not_an_event.status == 400 and "specversion" in json.loads(not_an_event.data)["error"]
+    assert http.request("GET", served.url + "/rabbitmq").status == 405
 
 
 def test_an_unreachable_broker_is_503(key: str) -> None:

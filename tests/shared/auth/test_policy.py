@@ -24,6 +24,8 @@ FUNCTIONS = frozenset({"catalog", "upload", "dead-letters", "authz", "storage-ev
         ("GET", "/web/app.js", None),
         ("POST", "/storage-events/", None),
         ("HEAD", "/storage-events/", None),
+        ("POST", "/storage-events/rabbitmq", "service"),
+        ("GET", "/storage-events/rabbitmq", "viewer"),
         ("POST", "/healthz", "admin"),
         ("DELETE", "/authz/realms/datafrost/protocol/openid-connect/certs", "admin"),
         ("POST", "/web/app.js", "admin"),

@@ -1,0 +1,128 @@
+"""The one image's entry for Knative Functions (`func build` / `func deploy`).
+
+func's Python scaffolding imports `function.new()` and serves the instance with its ASGI middleware
+(hypercorn on :8080, `/health/liveness` and `/health/readiness` answered from `alive`/`ready`).
+Each Knative Service picks its DataFrost function with FUNCTION_SOURCE (`functions/<name>/main.py`)
+and FUNCTION_TARGET (`handle`): `start` loads it with functions-framework, the same WSGI app
+`datafrost dev` runs, and `handle` bridges each ASGI request to it in a worker thread.
+
+Request and response bodies are buffered (the functions cap them: DATAFROST_MAX_UPLOAD_BYTES).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
+    """PEP 3333 environ for one ASGI HTTP request (PEP 3333 strings are latin-1 decoded bytes)."""
+    path = scope["path"].encode("utf-8").decode("latin-1")  # decoded, as PEP 3333 says PATH_INFO is
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    server = scope.get("server") or ("localhost", 8080)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "RAW_URI": raw_path.decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "REMOTE_ADDR": (scope.get("client") or ("", 0))[0],
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        if name == "CONTENT_LENGTH":
+            continue  # the buffered body's length is the truth
+        key = name if name == "CONTENT_TYPE" else f"HTTP_{name}"
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Run the WSGI app to completion: status, headers, body."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [int(status.split(" ", 1)[0]), headers]
+        return lambda data: None  # the legacy write() callable; functions-framework never uses it
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return started[0], started[1], body
+
+
+class DataFrostFunction:
+    """func's function instance: start/stop, alive/ready, and an ASGI `handle`."""
+
+    def __init__(self) -> None:
+        self.app: WsgiApp | None = None
+
+    def start(self, cfg: Mapping[str, str]) -> None:
+        import functions_framework  # the function's own imports happen here, at start, not at import
+
+        source = Path(cfg.get("FUNCTION_SOURCE") or os.environ["FUNCTION_SOURCE"])
+        target = cfg.get("FUNCTION_TARGET") or os.environ.get("FUNCTION_TARGET", "handle")
+        source = source if source.is_absolute() else ROOT / source
+        self.app = functions_framework.create_app(target=target, source=str(source), signature_type="http")
+
+    def stop(self) -> None:
+        self.app = None
+
+    def alive(self) -> tuple[bool, str]:
+        return True, "OK"
+
+    def ready(self) -> tuple[bool, str]:
+        return (self.app is not None, "OK" if self.app is not None else "function not loaded")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            await _send(send, 503, [("content-type", "application/json")], b'{"error": "not started"}')
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, headers, payload = await asyncio.to_thread(
+            call_wsgi, self.app, wsgi_environ(scope, bytes(body))
+        )
+        await _send(send, status, headers, payload)
+
+
+async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    encoded = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": encoded})
+    await send({"type": "http.response.body", "body": body})
+
+
+def new() -> DataFrostFunction:
+    """func's constructor: one instance per process."""
+    return DataFrostFunction()

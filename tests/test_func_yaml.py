@@ -1,0 +1,46 @@
+"""func.yaml: valid against func's schema, and describing the image the manifests deploy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from eventing.manifests.common import IMAGE, NAMESPACE
+from eventing.manifests.serving import RESOURCES
+from functions.registry import all_specs
+from functions.spec import Scaling
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT.parent / "shared" / "data" / "func" / "func_yaml-schema.json"
+
+
+def func_yaml() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "func.yaml").read_text())
+    return loaded
+
+
+def test_func_yaml_validates_against_the_func_schema() -> None:
+    if not SCHEMA.is_file():
+        pytest.skip(f"func's schema is not at {SCHEMA} (it comes with the project's shared/ folder)")
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate(func_yaml(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**func_yaml(), "bulid": {}}, schema)  # a typo is refused
+
+
+def test_func_yaml_builds_the_image_the_manifests_deploy() -> None:
+    spec = func_yaml()
+    assert (spec["runtime"], spec["build"]["builder"]) == ("python", "s2i")
+    assert (spec["image"], spec["namespace"], spec["deploy"]["namespace"]) == (IMAGE, NAMESPACE, NAMESPACE)
+    assert spec["deploy"]["options"]["resources"] == RESOURCES
+    assert spec["deploy"]["options"]["scale"] == {"min": Scaling().min_scale, "max": Scaling().max_scale}
+    envs = {e["name"]: e["value"] for e in spec["run"]["envs"]}
+    sources = {f"functions/{s.package}/main.py" for s in all_specs()}
+    assert envs["FUNCTION_SOURCE"] in sources and (ROOT / envs["FUNCTION_SOURCE"]).is_file()
+    assert envs["FUNCTION_TARGET"] == "handle"
+    assert (ROOT / "function" / "func.py").is_file()  # what func's Python scaffolding imports

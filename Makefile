@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev demo test test-fast lint fmt typecheck check bench clean
+.PHONY: install dev demo test test-fast lint manifests fmt typecheck check bench clean
 
 $(BIN)/datafrost: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-fast: install  ## the suite without the tests that need external services
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/yamllint --strict .
+
+manifests: install  ## regenerate knative/ from the function registry
+	$(BIN)/datafrost manifests
 
 fmt: install
 	$(BIN)/ruff format .

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +138,33 @@ def test_every_config_key_is_a_setting_the_functions_read() -> None:
 def test_the_kustomization_applies_everything_but_knatives_own_configmaps() -> None:
     files = rendered_files()
     kustomization = yaml.safe_load(files["kustomization.yaml"])
-    assert set(kustomization["resources"]) == set(files) - {"kustomization.yaml", *PATCHES}
+    assert set(kustomization["resources"]) == set(files) - {"kustomization.yaml", "kn.sh", *PATCHES}
     for name, rs in render(all_specs()).items():
         for r in rs:
             if name in PATCHES:
                 assert r["metadata"]["namespace"] == "knative-serving"
             elif r["kind"] != "Namespace":
                 assert r["metadata"]["namespace"] == NAMESPACE, (name, r["metadata"]["name"])
+
+
+def test_the_kn_script_creates_the_same_services_and_triggers() -> None:
+    script = rendered_files()["kn.sh"]
+    check = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    lines = {
+        " ".join(shlex.split(line)[:4]): shlex.split(line)
+        for line in script.splitlines()
+        if line.startswith("kn ")
+    }
+    for spec in all_specs():
+        words = lines[f"kn service create {spec.name}"]
+        flags = {words[i]: words[i + 1] for i in range(4, len(words) - 1) if words[i].startswith("--")}
+        assert flags["--scale-min"] == str(spec.scaling.min_scale)
+        assert flags["--scale-max"] == str(spec.scaling.max_scale)
+        assert f"FUNCTION_SOURCE=functions/{spec.package}/main.py" in words
+        assert ("datafrost.dev/sink=broker" in words) == spec.uses_sink
+        for t in spec.triggers:
+            trigger = lines[f"kn trigger create {spec.trigger_name(t)}"]
+            assert trigger[trigger.index("--sink") + 1] == f"ksvc:{spec.name}"
+            assert all(f"{k}={v}" in trigger for k, v in t.filter.items())
+            assert f"patch trigger {spec.trigger_name(t)} " in script

@@ -169,7 +169,7 @@ def test_check_fails_after_a_registry_change_until_regenerated(tmp_path: Path) -
     committed = subprocess.run(
         [*changed, "--check", "--out", str(ROOT / "knative")], capture_output=True, text=True, cwd=ROOT
     )
-    assert committed.returncode == 1 and "stale (services.yaml)" in committed.stderr
+    assert committed.returncode == 1 and "stale (services.yaml, kn.sh)" in committed.stderr
     regenerated = tmp_path / "knative"
     assert (
         subprocess.run([*changed, "--out", str(regenerated)], capture_output=True, cwd=ROOT).returncode == 0

@@ -6,6 +6,7 @@ import urllib3
 
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import to_binary
+from shared import tracing
 
 _http: urllib3.PoolManager | None = None
 
@@ -28,7 +29,12 @@ def send_event(
     ce_headers, body = to_binary(event)
     try:
         response = _pool().request(
-            "POST", url, body=body, headers={**ce_headers, **(headers or {})}, timeout=timeout, redirect=False
+            "POST",
+            url,
+            body=body,
+            headers={**ce_headers, **tracing.http_headers(event.get(tracing.TRACEPARENT)), **(headers or {})},
+            timeout=timeout,
+            redirect=False,
         )
     except urllib3.exceptions.HTTPError as exc:
         raise SendError(f"cannot reach {url}: {exc}") from None

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import tracing
+
 SPECVERSION = "1.0"
 REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
 JSON_CONTENT_TYPE = "application/json"
@@ -82,7 +84,10 @@ def new_event(
     datacontenttype: str = JSON_CONTENT_TYPE,
     extensions: Mapping[str, str] | None = None,
 ) -> CloudEvent:
-    """Build a CloudEvent; `data` may be a dataclass, a JSON-able value or raw bytes."""
+    """Build a CloudEvent; `data` may be a dataclass, a JSON-able value or raw bytes.
+
+    Inside traced work (`shared.tracing.continued`) it carries the next hop's `traceparent`.
+    """
     attributes: dict[str, str] = {
         "specversion": SPECVERSION,
         "id": id or str(uuid.uuid4()),
@@ -95,5 +100,8 @@ def new_event(
     encoded = _encode_data(data)
     if encoded is not None:
         attributes["datacontenttype"] = datacontenttype
+    traceparent = tracing.current()
+    if traceparent is not None:  # made while handling traced work: the next hop of that trace
+        attributes[tracing.TRACEPARENT] = tracing.child_of(traceparent)
     attributes.update(extensions or {})
     return CloudEvent(attributes, encoded)

@@ -26,7 +26,7 @@ from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http, to_binary
 from eventing.trigger import DeliverySpec, Trigger
 from eventing.validation import EventTooLarge, InvalidEvent
-from shared import metrics
+from shared import metrics, tracing
 from shared.logging import log_fields
 
 log = logging.getLogger("datafrost.delivery")
@@ -34,6 +34,15 @@ log = logging.getLogger("datafrost.delivery")
 RETRIED_4XX = frozenset({404, 408, 409, 429})
 ERROR_DATA_MAX_CHARS = 1024
 REPLY_MAX_BYTES = 4 * 1024 * 1024
+
+
+def _fields(event: CloudEvent, **extra: object) -> dict[str, object]:
+    """Log fields naming the event and its trace (the broker logs outside any function's context)."""
+    fields: dict[str, object] = {"event_id": event.id, "event_type": event.type, **extra}
+    trace = tracing.trace_id(event.get(tracing.TRACEPARENT))
+    if trace is not None:
+        fields["trace_id"] = trace
+    return log_fields(**fields)
 
 
 class Outcome(enum.Enum):
@@ -141,6 +150,7 @@ class Dispatcher:
     def post(self, url: str, event: CloudEvent, timeout: float) -> Attempt:
         """One binary-mode POST; connection errors and timeouts become a 500, as Knative reports them."""
         headers, body = to_binary(event)
+        headers.update(tracing.http_headers(event.get(tracing.TRACEPARENT)))
         target = self._plain_http(url)
         if target is None:
             return self._post_urllib3(url, headers, body, timeout)
@@ -210,7 +220,7 @@ class Dispatcher:
                 attempt_no,
                 url,
                 attempt.code,
-                extra=log_fields(trigger=label, event_id=event.id, event_type=event.type),
+                extra=_fields(event, trigger=label),
             )
             if stop.wait(spec.backoff(attempt_no)):
                 return attempt_no, Attempt(0, b"", {})
@@ -264,7 +274,7 @@ class Dispatcher:
     ) -> Outcome:
         """Hand the original event to the trigger's dead-letter sink; say what became of it."""
         stop = stop or self._stopping
-        fields = log_fields(trigger=trigger.name, event_id=event.id, event_type=event.type, code=last.code)
+        fields = _fields(event, trigger=trigger.name, code=last.code)
         sink = trigger.delivery.dead_letter_sink
         if sink:
             dead = event.with_attributes(**dead_letter_extensions(trigger.subscriber, last))
@@ -290,7 +300,7 @@ class Dispatcher:
             log.warning(
                 "subscriber answered 2xx with a body that is not a CloudEvent; ignored (%s)",
                 exc,
-                extra=log_fields(trigger=trigger.name, event_id=event.id),
+                extra=_fields(event, trigger=trigger.name),
             )
             return
         for reply in replies:

@@ -20,8 +20,10 @@ from eventing.http_codec import parse_http, to_binary
 from eventing.validation import EventTooLarge, InvalidEvent
 from functions.spec import FunctionSpec
 from shared import logging as jsonlog
-from shared import metrics
+from shared import metrics, tracing
 from shared.errors import HttpError, error_body
+from shared.events import BUCKET_EXTENSION, image_id_of
+from shared.logging import log_fields
 from shared.settings import settings
 
 log = logging.getLogger("datafrost.function")
@@ -67,6 +69,14 @@ def error_response(message: str, status: int) -> flask.Response:
     return flask.Response(error_body(message), status=status, mimetype="application/json")
 
 
+def _image_id(event: CloudEvent) -> str | None:
+    try:
+        data = event.json() if event.data is not None and event.data[:1] == b"{" else None
+    except ValueError:
+        data = None
+    return image_id_of(event.get(BUCKET_EXTENSION), event.subject, data)
+
+
 def _event_response(reply: CloudEvent | None) -> flask.Response:
     if reply is None:
         return flask.Response(status=204)
@@ -100,8 +110,9 @@ class _Runtime:
         self.configure_once()
         response = self.builtin(request)
         if response is None:
-            try:
-                response = handle(request)
+            try:  # an HTTP request continues the caller's trace (W3C header) or starts one
+                with tracing.continued(request.headers.get(tracing.TRACEPARENT)):
+                    response = handle(request)
             except HttpError as exc:
                 response = error_response(exc.message, exc.status)
             except Exception:
@@ -133,7 +144,10 @@ def cloudevent_function(
         except InvalidEvent as exc:
             return error_response(f"invalid CloudEvent: {exc}", 400)
         key = (event.source, event.id)
-        with jsonlog.event_context(event.id, event.type):
+        context = jsonlog.event_context(
+            event.id, event.type, event_source=event.source, image_id=_image_id(event)
+        )
+        with tracing.continued(event.get(tracing.TRACEPARENT)), context:
             already, previous_reply = seen.get(key)
             if already:
                 log.info("duplicate event: answered as the first time")
@@ -149,8 +163,11 @@ def cloudevent_function(
                 raise
             finally:
                 elapsed = time.perf_counter() - started
-                metrics.function_events.labels(spec.name, event.type, outcome).inc()
-                metrics.function_event_duration.labels(spec.name, event.type).observe(elapsed)
+                type_label = metrics.event_type_label(event.type)
+                metrics.function_events.labels(spec.name, type_label, outcome).inc()
+                metrics.function_event_duration.labels(spec.name, type_label).observe(elapsed)
+                fields = log_fields(outcome=outcome, duration_ms=round(elapsed * 1000, 1))
+                log.info("event handled", extra=fields)
             seen.add(key, reply)
             return _event_response(reply)
 

@@ -17,6 +17,7 @@ IMAGE_ANALYZED = "io.datafrost.image.analyzed"
 IMAGE_THUMBNAILED = "io.datafrost.image.thumbnailed"
 IMAGE_REJECTED = "io.datafrost.image.rejected"
 
+KNOWN_TYPES = frozenset({OBJECT_CREATED, OBJECT_REMOVED, IMAGE_ANALYZED, IMAGE_THUMBNAILED, IMAGE_REJECTED})
 BUCKET_EXTENSION = "bucket"
 
 T = TypeVar("T")
@@ -26,6 +27,16 @@ _SIMPLE_TYPES: dict[str, type] = {"str": str, "int": int}  # annotations checked
 def image_id(bucket: str, key: str) -> str:
     """The image id of an object: derived from where it lives, so every function computes the same one."""
     return hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:32]
+
+
+def image_id_of(bucket: str | None, subject: str | None, data: Any) -> str | None:
+    """The image an event is about, for log lines: its payload's image_id, else from bucket and key
+    (object events: the key is the subject)."""
+    if isinstance(data, dict) and isinstance(data.get("image_id"), str):
+        return str(data["image_id"])
+    if bucket and subject:
+        return image_id(bucket, subject)
+    return None
 
 
 def payload(cls: type[T], data: Any) -> T:

@@ -1,4 +1,6 @@
-"""JSON log lines: one object per line with time, level, function, event id and type, message."""
+"""JSON log lines: one object per line. Fields (stable; README, "Logs"): time, level, function,
+logger, trace_id, and while an event is handled event_id, event_type, event_source, image_id; then
+any structured fields, message, and error/stack for failures."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import logging
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+
+from shared import tracing
 
 _event_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("event_context", default={})  # noqa: B039
 _function_name = "datafrost"
@@ -27,6 +31,9 @@ class JsonFormatter(logging.Formatter):
             "function": _function_name,
             "logger": record.name,
         }
+        trace = tracing.trace_id(tracing.current())
+        if trace is not None:
+            line["trace_id"] = trace
         line.update(_event_context.get())
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -55,9 +62,11 @@ def configure(function: str, level: str = "INFO") -> None:
 
 
 @contextlib.contextmanager
-def event_context(event_id: str, event_type: str, **extra: str) -> Iterator[None]:
-    """Attach an event's id and type to every log line written inside the block."""
-    token = _event_context.set({"event_id": event_id, "event_type": event_type, **extra})
+def event_context(event_id: str, event_type: str, **extra: str | None) -> Iterator[None]:
+    """Attach an event's id, type and `extra` fields (None ones left out) to every line in the block."""
+    fields = {"event_id": event_id, "event_type": event_type}
+    fields.update({k: v for k, v in extra.items() if v is not None})
+    token = _event_context.set(fields)
     try:
         yield
     finally:

@@ -49,6 +49,14 @@ function_requests = Counter(
 )
 
 
+def event_type_label(event_type: str) -> str:
+    """An event type as a label value: DataFrost's own types, else "other" (label sets stay bounded
+    even when anyone can send any type to the broker)."""
+    from shared.events import KNOWN_TYPES
+
+    return event_type if event_type in KNOWN_TYPES else "other"
+
+
 def exposition() -> tuple[bytes, str]:
     """The process's metrics in the Prometheus text format, with its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST

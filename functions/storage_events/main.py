@@ -27,11 +27,13 @@ from typing import Any
 import flask
 
 from eventing.client import SendError, send_event
+from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http
 from eventing.minio_codec import cloudevents_from_notification
 from functions.runtime import error_response, http_function, json_response
 from functions.spec import FunctionSpec
 from functions.storage_events.rabbitmq_source import notification_of
+from shared import tracing
 from shared.events import OBJECT_CREATED, OBJECT_REMOVED
 from shared.settings import settings
 
@@ -78,19 +80,29 @@ def _receive_source_event(request: flask.Request) -> flask.Response:
         return error_response(f"not a RabbitmqSource event with a MinIO notification: {exc}", 400)
 
 
+def _traced(event: CloudEvent) -> CloudEvent:
+    """The object's own trace when the uploader left one in its metadata, else this request's."""
+    metadata = (event.json() or {}).get("user_metadata") or {}
+    uploaded = next((v for k, v in metadata.items() if k.lower() == tracing.TRACEPARENT), None)
+    if tracing.parse(uploaded) is None:
+        return event
+    return event.with_attributes(**{tracing.TRACEPARENT: tracing.child_of(uploaded)})
+
+
 def _publish(notification: Any) -> flask.Response:
     """Decode the notification (ValueError when malformed) and send its object events to the broker."""
-    events = cloudevents_from_notification(notification)
+    events = [_traced(event) for event in cloudevents_from_notification(notification)]
     sink = settings().sink
     if events and not sink:
         return error_response("K_SINK (the broker ingress) is not set", 503)
     for event in events:
-        try:
-            send_event(sink or "", event)
-        except SendError as exc:
-            log.warning("broker did not take %s: %s", event.id, exc)
-            return error_response("the broker did not take the events; send the notification again", 503)
-        log.info("published %s for %s", event.type, event.subject)
+        with tracing.continued(event.get(tracing.TRACEPARENT)):  # log lines in the object's trace
+            try:
+                send_event(sink or "", event)
+            except SendError as exc:
+                log.warning("broker did not take %s: %s", event.id, exc)
+                return error_response("the broker did not take the events; send the notification again", 503)
+            log.info("published %s for %s", event.type, event.subject)
     return json_response({"published": [event.id for event in events]})
 
 

@@ -9,6 +9,7 @@ copy rather than overwriting anything (the catalog's sha256 shows duplicates).
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from urllib.parse import unquote
@@ -19,8 +20,10 @@ from functions.identity import authenticate, owner_segment
 from functions.runtime import http_function, json_response
 from functions.spec import FunctionSpec
 from functions.upload import presign
+from shared import tracing
 from shared.errors import HttpError
 from shared.events import image_id
+from shared.logging import log_fields
 from shared.objectstore.factory import process_store as store
 from shared.settings import settings
 
@@ -30,6 +33,7 @@ SPEC = FunctionSpec(
     description="Accepts image uploads (raw or multipart) into the uploads bucket",
 )
 DEFAULT_OWNER = "anonymous"
+log = logging.getLogger("datafrost.upload")
 STORED_AS = {  # sniffed format -> (key extension, Content-Type)
     "JPEG": (".jpg", "image/jpeg"),
     "PNG": (".png", "image/png"),
@@ -94,6 +98,12 @@ def create_presigned(request: flask.Request) -> flask.Response:
     return json_response({**answer, "id": image_id(bucket, key)})
 
 
+def _trace_metadata() -> dict[str, str]:
+    """The upload's trace, kept on the object: its notification continues the same trace."""
+    traceparent = tracing.current()
+    return {tracing.TRACEPARENT: traceparent} if traceparent else {}
+
+
 def put_presigned(request: flask.Request, quoted_key: str) -> flask.Response:
     """The local store's presigned PUT: the URL's signature is the credential."""
     config = settings()
@@ -103,7 +113,7 @@ def put_presigned(request: flask.Request, quoted_key: str) -> flask.Response:
     )
     data, _ = _read_limited(request, config.max_upload_bytes)
     content_type = request.headers.get("Content-Type", "application/octet-stream")
-    store().put(config.uploads_bucket, key, data, content_type)
+    store().put(config.uploads_bucket, key, data, content_type, _trace_metadata())
     return json_response(
         {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}
     )
@@ -124,7 +134,10 @@ def upload(request: flask.Request) -> flask.Response:
     extension, content_type = STORED_AS[found]
     key = f"{owner}/{uuid.uuid4().hex}{extension}"
     metadata = {"original-name": _UNSAFE_NAME.sub("_", original_name)[:200]} if original_name else {}
+    metadata.update(_trace_metadata())
     store().put(config.uploads_bucket, key, data, content_type, metadata)
+    the_id = image_id(config.uploads_bucket, key)
+    log.info("stored upload", extra=log_fields(image_id=the_id, key=key, bytes=len(data)))
     return json_response(
         {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}, 201
     )

@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev demo test test-fast lint manifests fmt typecheck check bench clean
+.PHONY: tools install dev demo test test-fast lint manifests fmt typecheck check bench clean
 
 $(BIN)/datafrost: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -11,6 +11,9 @@ $(BIN)/datafrost: pyproject.toml
 	@touch $@
 
 install: $(BIN)/datafrost
+
+tools:  ## promtool for the metrics tests (Debian's prometheus package; needs root or sudo)
+	.ci/install-promtool
 
 dev: install  ## run the platform on this machine
 	$(BIN)/datafrost dev

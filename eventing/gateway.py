@@ -13,12 +13,14 @@ from dataclasses import replace
 from typing import Any
 
 import urllib3
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.wrappers import Request, Response
 
 from eventing.broker.base import Broker
 from eventing.broker.rabbitmq import BrokerUnavailable
 from eventing.ext_authz import ExtAuthz, strip_internal_headers
 from eventing.http_codec import parse_http
+from eventing.metrics_aggregate import merge
 from eventing.processes import FunctionStartError, ProcessManager
 from eventing.trigger import Trigger
 from eventing.trigger_store import TriggerStore
@@ -99,8 +101,7 @@ class Gateway:
         if path == "/healthz":
             return ok_json({"status": "ok"})
         if path == "/metrics" and request.method == "GET":
-            body, content_type = metrics.exposition()
-            return Response(body, content_type=content_type)
+            return Response(self.all_metrics(), content_type=CONTENT_TYPE_LATEST)
         if path in (BROKER_PATH, BROKER_PATH + "/"):
             return self.ingress(request)
         if path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/"):
@@ -113,6 +114,21 @@ class Gateway:
         return error(
             f"no route for {path}: not a function ({', '.join(self.processes.functions)}) or API path", 404
         )
+
+    def all_metrics(self) -> bytes:
+        """The gateway's metrics and every running function's (an idle one is not started for this)."""
+        texts = {"gateway": metrics.exposition()[0].decode()}
+        for name, fn in self.processes.functions.items():
+            port = fn.port
+            if not fn.running or port is None:
+                continue
+            try:
+                answer = self._http.request("GET", f"http://127.0.0.1:{port}/metrics", timeout=2.0)
+            except urllib3.exceptions.HTTPError:
+                continue  # stopped meanwhile: it has nothing to report
+            if answer.status == 200:
+                texts[name] = answer.data.decode()
+        return merge(texts)
 
     def _function_from_host(self, host: str) -> str | None:
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host

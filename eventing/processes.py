@@ -80,8 +80,7 @@ class FunctionProcess:
             start_new_session=True,
         )
         self._wait_ready()
-        self.cold_starts += 1
-        metrics.cold_starts.labels(self.spec.name).inc()
+        self.cold_starts += 1  # the process counts itself in datafrost_function_cold_starts_total
         metrics.cold_start_duration.labels(self.spec.name).observe(time.monotonic() - started)
         log.info("started %s on port %d in %.2fs", self.spec.name, self.port, time.monotonic() - started)
 

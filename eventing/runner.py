@@ -13,6 +13,8 @@ from typing import Any
 
 import waitress
 import waitress.server
+from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector
 
 from eventing.auth_wiring import AuthSetup, prepare_auth
 from eventing.broker.base import Broker
@@ -25,6 +27,7 @@ from eventing.trigger import Trigger
 from eventing.trigger_store import TriggerStore
 from functions.registry import all_specs
 from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
+from shared import metrics
 from shared.settings import from_env
 
 log = logging.getLogger("datafrost.dev")
@@ -159,6 +162,7 @@ class DevPlatform:
         self.processes: ProcessManager | None = None
         self._threads: list[threading.Thread] = []
         self._storage: list[Any] = []
+        self._gauges: list[Collector] = []
 
     @property
     def internal_url(self) -> str:
@@ -208,6 +212,14 @@ class DevPlatform:
         for trigger in [*registry_triggers, *store.load()]:
             broker.set_trigger(trigger)
         self._storage = start_storage(settings, self.internal_url, self.data_dir, broker)
+        self._gauges = [
+            metrics.register_gauge(
+                "datafrost_broker_queue_depth",
+                "Events waiting per trigger: queued or being delivered, not yet acknowledged.",
+                "trigger",
+                self._backlog,
+            )
+        ]
         self.processes.start()
         for name, server in (("gateway", self.server), ("gateway-internal", self.internal_server)):
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
@@ -226,8 +238,18 @@ class DevPlatform:
         remembered.write_text(str(port))
         return port
 
+    def _backlog(self) -> dict[str, int]:
+        try:
+            return self.broker.backlog() if self.broker is not None else {}
+        except Exception as exc:  # a scrape must not fail because RabbitMQ is briefly unreachable
+            log.warning("cannot read the broker's backlog: %s", exc)
+            return {}
+
     def shutdown(self) -> None:
         """Stop taking requests, stop dispatching, stop every function process."""
+        for gauge in self._gauges:
+            REGISTRY.unregister(gauge)
+        self._gauges = []
         for part in self._storage:
             part.stop()
         for server in (self.server, self.internal_server):

@@ -85,13 +85,23 @@ def _event_response(reply: CloudEvent | None) -> flask.Response:
 
 
 class _Runtime:
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(self, spec: FunctionSpec, on_start: Callable[[], None] | None = None) -> None:
         self.spec = spec
+        self._on_start = on_start
         self._configured = False
+        self._lock = threading.Lock()
 
     def configure_once(self) -> None:
-        if not self._configured:
+        """On the process's first request: logging, its cold start, the function's own start hook."""
+        if self._configured:
+            return
+        with self._lock:
+            if self._configured:
+                return
             jsonlog.configure(self.spec.name, settings().log_level)
+            metrics.cold_starts.labels(self.spec.name).inc()
+            if self._on_start is not None:
+                self._on_start()
             self._configured = True
 
     def builtin(self, request: flask.Request) -> flask.Response | None:
@@ -123,15 +133,21 @@ class _Runtime:
 
 
 def cloudevent_function(
-    spec: FunctionSpec, on_event: EventHandler, api: HttpHandler | None = None, *, dedupe: bool = True
+    spec: FunctionSpec,
+    on_event: EventHandler,
+    api: HttpHandler | None = None,
+    *,
+    dedupe: bool = True,
+    on_start: Callable[[], None] | None = None,
 ) -> Callable[[flask.Request], flask.Response]:
     """The functions-framework target for a function that consumes CloudEvents on `POST /`.
 
     Any other request goes to `api` when given (a function's own HTTP API), else answers 405.
     With `dedupe`, an event whose (source, id) this process already handled is not handled again; it
-    gets the first answer again.
+    gets the first answer again. `on_start` runs once, on the process's first request (register
+    scrape-time metrics there: never at import, which the gateway and CLI do for every function).
     """
-    runtime = _Runtime(spec)
+    runtime = _Runtime(spec, on_start)
     seen = _SeenEvents(DEDUPE_WINDOW if dedupe else 0)
 
     def handle_event(request: flask.Request) -> flask.Response:

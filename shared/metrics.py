@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -62,9 +66,25 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-# The local runner: scale-from-zero of function processes.
+# Image work: what inspect and thumbnail read and write, and how long it takes.
+image_bytes = Counter(
+    "datafrost_image_bytes_processed_total",
+    "Image bytes read (originals) and written (variants).",
+    ["function", "direction"],
+)
+image_processing_duration = Histogram(
+    "datafrost_image_processing_duration_seconds",
+    "Time to inspect or render one image, fetching it included.",
+    ["operation"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+# Scale from zero: each function process counts its own start (on Knative, one per new pod); the local
+# runner also times how long a start takes until the process answers.
 cold_starts = Counter(
-    "datafrost_function_cold_starts_total", "Function processes started on demand.", ["function"]
+    "datafrost_function_cold_starts_total",
+    "Function processes started (scale from zero or up).",
+    ["function"],
 )
 cold_start_duration = Histogram(
     "datafrost_function_cold_start_duration_seconds",
@@ -72,3 +92,28 @@ cold_start_duration = Histogram(
     ["function"],
     buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
+
+
+class GaugeCollector(Collector):
+    """A gauge read at scrape time: `read()` gives label value -> number (empty when unavailable)."""
+
+    def __init__(self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]):
+        self.name, self.documentation, self.label, self.read = name, documentation, label, read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, number in sorted(self.read().items()):
+            family.add_metric([value], number)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
+
+
+def register_gauge(
+    name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
+) -> Collector:
+    """Register a scrape-time gauge with the process registry (once per name); returns it."""
+    collector = GaugeCollector(name, documentation, label, read)
+    REGISTRY.register(collector)
+    return collector

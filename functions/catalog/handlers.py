@@ -11,7 +11,7 @@ from functions.catalog.queries import MAX_PAGE, CatalogReader, ImageFilter
 from functions.catalog.repository import CatalogWriter
 from functions.replies import payload_of
 from functions.runtime import json_response
-from shared import events
+from shared import events, metrics
 from shared.db import engine
 from shared.errors import HttpError, NotFound, PermanentEventError
 from shared.lazy import once
@@ -30,6 +30,21 @@ def writer() -> CatalogWriter:
 @once
 def reader() -> CatalogReader:
     return CatalogReader(writer().engine)
+
+
+def images_by_status() -> dict[str, int]:
+    """For the `datafrost_catalog_images` gauge; empty (no sample) while the database is unreachable."""
+    try:
+        return reader().count_by_status()
+    except Exception as exc:  # a scrape must not fail with the database
+        log.warning("cannot count images for metrics: %s", exc)
+        return {}
+
+
+def register_metrics() -> None:
+    metrics.register_gauge(
+        "datafrost_catalog_images", "Images in the catalog by status.", "status", images_by_status
+    )
 
 
 def apply_event(event: CloudEvent) -> None:

@@ -61,4 +61,4 @@ def api(request: flask.Request) -> flask.Response:
     raise HttpError(f"no route for {method} {request.path}", 404)
 
 
-handle = cloudevent_function(SPEC, handlers.apply_event, api)
+handle = cloudevent_function(SPEC, handlers.apply_event, api, on_start=handlers.register_metrics)

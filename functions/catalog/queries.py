@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, func, or_, select
 
 from functions.catalog.schema import images, status
 from shared.errors import HttpError
@@ -117,6 +117,13 @@ def _iso(value: datetime | None) -> str | None:
 class CatalogReader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def count_by_status(self) -> dict[str, int]:
+        """Images (not deleted) per status, every status present (0 when none)."""
+        query = select(status, func.count()).where(images.c.deleted_at.is_(None)).group_by(status)
+        with self.engine.connect() as conn:
+            counts = {str(name): int(n) for name, n in conn.execute(query)}
+        return {name: counts.get(name, 0) for name in STATUSES}
 
     def get(self, image_id: str, owner: str | None = None) -> dict[str, Any] | None:
         query = select(images, status).where(images.c.id == image_id, images.c.deleted_at.is_(None))

@@ -20,7 +20,7 @@ from eventing.cloudevent import CloudEvent
 from functions.replies import image_reply, payload_of
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
-from shared import events
+from shared import events, metrics
 from shared.objectstore import ObjectNotFound, ObjectStore
 from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings
@@ -60,8 +60,10 @@ def inspect_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> 
     limits = Limits.from_settings(config)
     try:
         check_size(created.size, limits)
-        data = objects.get(created.bucket, created.key)
-        result = analyze(data, limits)
+        with metrics.image_processing_duration.labels(STAGE).time():
+            data = objects.get(created.bucket, created.key)
+            metrics.image_bytes.labels(SPEC.name, "read").inc(len(data))
+            result = analyze(data, limits)
     except ObjectNotFound:
         log.info("%s/%s is gone (deleted since the event): nothing to inspect", created.bucket, created.key)
         return None

@@ -20,7 +20,7 @@ from eventing.cloudevent import CloudEvent
 from functions.replies import image_reply, payload_of
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
-from shared import events
+from shared import events, metrics
 from shared.objectstore import ObjectNotFound, ObjectStore
 from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings
@@ -65,7 +65,10 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
     limits = Limits.from_settings(config)
     try:
         check_size(created.size, limits)
-        rendered = render(objects.get(created.bucket, created.key), specs, limits)
+        with metrics.image_processing_duration.labels(STAGE).time():
+            original = objects.get(created.bucket, created.key)
+            metrics.image_bytes.labels(SPEC.name, "read").inc(len(original))
+            rendered = render(original, specs, limits)
     except ObjectNotFound:
         log.info("%s/%s is gone (deleted since the event): nothing to render", created.bucket, created.key)
         return None
@@ -80,6 +83,7 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
         key = variant_key(image_id, spec.name, spec.extension)
         metadata = {"image-id": image_id, "variant": spec.name}
         objects.put(config.variants_bucket, key, variant.data, spec.content_type, metadata)
+        metrics.image_bytes.labels(SPEC.name, "written").inc(len(variant.data))
         variants.append(
             events.Variant(
                 name=spec.name,

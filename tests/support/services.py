@@ -37,3 +37,16 @@ def require_service(name: str, url: str, default_port: int) -> str:
     if services_required():
         pytest.fail(f"{reason}, and DATAFROST_REQUIRE_SERVICES=1 says it must be", pytrace=False)
     pytest.skip(f"{reason} (set DATAFROST_TEST_{name.upper()}_URL to point at one)")
+
+
+def require_tool(name: str, install: str) -> str:
+    """The tool's path when it is on PATH; else skip (or fail when DATAFROST_REQUIRE_SERVICES=1)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    reason = f"{name} is not installed (`{install}` installs it)"
+    if services_required():
+        pytest.fail(f"{reason}, and DATAFROST_REQUIRE_SERVICES=1 says it must be", pytrace=False)
+    pytest.skip(reason)

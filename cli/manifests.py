@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from cli.common import CliError
-from eventing.manifests import PATCHES, render
+from eventing.manifests import PATCHES, dashboard_json, render
 from eventing.manifests.kn import kn_script
 from functions.registry import all_specs
 
@@ -36,6 +36,7 @@ def rendered_files() -> dict[str, str]:
     }
     files["kustomization.yaml"] = HEADER + yaml.safe_dump(kustomization, sort_keys=False)
     files["kn.sh"] = kn_script(resources)
+    files["monitoring/datafrost-dashboard.json"] = dashboard_json()
     return files
 
 

@@ -214,7 +214,7 @@ class DevPlatform:
         self._storage = start_storage(settings, self.internal_url, self.data_dir, broker)
         self._gauges = [
             metrics.register_gauge(
-                "datafrost_broker_queue_depth",
+                metrics.BROKER_QUEUE_DEPTH,
                 "Events waiting per trigger: queued or being delivered, not yet acknowledged.",
                 "trigger",
                 self._backlog,

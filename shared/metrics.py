@@ -8,6 +8,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+# Gauges read at scrape time (registered by the process that can read them, see register_gauge).
+BROKER_QUEUE_DEPTH = "datafrost_broker_queue_depth"  # the local runner's broker, per trigger
+CATALOG_IMAGES = "datafrost_catalog_images"  # the catalog function, per status
+SCRAPE_TIME_GAUGES = (BROKER_QUEUE_DEPTH, CATALOG_IMAGES)
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # Broker: labelled by broker and trigger name (both bounded by configuration, never by event ids).

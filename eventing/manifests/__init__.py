@@ -5,9 +5,12 @@ Pure: specs in, Kubernetes resources (dicts) out, in a fixed order, so rendering
 
 from __future__ import annotations
 
+import json
+
 from eventing.manifests.broker import broker, sink_binding, trigger
 from eventing.manifests.common import NAMESPACE, Resource
 from eventing.manifests.config import config_map
+from eventing.manifests.dashboard import dashboard, dashboard_config_map
 from eventing.manifests.kourier import config_kourier_patch, extauthz_service
 from eventing.manifests.serving import service
 from eventing.manifests.sources import minio_source
@@ -35,4 +38,10 @@ def render(specs: tuple[FunctionSpec, ...]) -> dict[str, list[Resource]]:
         "minio-source.yaml": minio_source(),
         "extauthz.yaml": [extauthz_service()],
         "kourier/config-kourier.yaml": [config_kourier_patch()],
+        "monitoring/grafana-dashboard.yaml": [dashboard_config_map(dashboard_json())],
     }
+
+
+def dashboard_json() -> str:
+    """The dashboard as Grafana imports it (also written beside the manifests)."""
+    return json.dumps(dashboard(), indent=2) + "\n"

@@ -27,6 +27,10 @@ def service(spec: FunctionSpec) -> Resource:
         "autoscaling.knative.dev/min-scale": str(scaling.min_scale),
         "autoscaling.knative.dev/max-scale": str(scaling.max_scale),
         "autoscaling.knative.dev/target": str(scaling.target_concurrency),
+        # Prometheus' kubernetes-pods job scrapes each pod's own /metrics (not through Kourier)
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics",
     }
     container = {
         "name": "function",

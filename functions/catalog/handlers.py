@@ -43,7 +43,7 @@ def images_by_status() -> dict[str, int]:
 
 def register_metrics() -> None:
     metrics.register_gauge(
-        "datafrost_catalog_images", "Images in the catalog by status.", "status", images_by_status
+        metrics.CATALOG_IMAGES, "Images in the catalog by status.", "status", images_by_status
     )
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import dev, functions_cmd, manifests, send, token, triggers, upload
+from cli import dev, functions_cmd, manifests, send, status, token, triggers, upload
 from cli.common import CliError
 
 
@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="datafrost", description="DataFrost: a bucket becomes an image pipeline.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (dev, upload, send, functions_cmd, triggers, token, manifests):
+    for module in (dev, upload, send, functions_cmd, triggers, token, manifests, status):
         module.register(commands)
     return parser
 

@@ -91,5 +91,14 @@ def test_every_metrics_endpoint_passes_promtool_and_the_gateway_aggregates_them(
     assert operations == {"inspect", "thumbnail"}
     depth = {dict(k)["trigger"]: v for k, v in found["datafrost_broker_queue_depth"].items()}
     assert "catalog-created" in depth and all(v >= 0 for v in depth.values())
+    status = dev.cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "images: processing 0, ready 1, rejected 0 (total 1)" in status.stdout
+    catalog_row = next(line.split() for line in status.stdout.splitlines() if line.startswith("catalog "))
+    assert catalog_row[:3] == ["catalog", "running", "1"]
+    trigger_row = next(
+        line.split() for line in status.stdout.splitlines() if line.startswith("catalog-created")
+    )
+    assert trigger_row[2] == "0" and int(trigger_row[3]) >= 1  # nothing waiting, delivered at least once
     handled = found["datafrost_function_events_total"]
     assert all(dict(k)["type"].startswith("io.datafrost.") or dict(k)["type"] == "other" for k in handled)

@@ -1,0 +1,112 @@
+"""`datafrost status`: a running `datafrost dev` at a glance: functions, triggers, images.
+
+Read from the gateway: `/functions` (processes), `/brokers/default/triggers` (admin) and the
+aggregate `/metrics` (backlog, deliveries, dead letters, images by status). It starts nothing: an
+idle catalog shows no image counts rather than being woken.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import urllib3
+from prometheus_client.parser import text_string_to_metric_families
+
+from cli.common import CliError, add_url, auth_headers, fail_unless, request_json
+from shared import metrics
+
+ADMIN = "admin"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "status", help="summarize a running datafrost dev: functions, triggers, images"
+    )
+    add_url(parser)
+    parser.set_defaults(run=run)
+
+
+def sums(metrics_text: str, family: str, label: str) -> dict[str, float]:
+    """Sample values of one family summed by one label (over processes and other labels)."""
+    totals: dict[str, float] = defaultdict(float)
+    for metric in text_string_to_metric_families(metrics_text):
+        for sample in metric.samples:
+            if sample.name in (family, family + "_total") and label in sample.labels:
+                totals[sample.labels[label]] += sample.value
+    return dict(totals)
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else str(int(value))
+
+
+def render(
+    functions: Iterable[Mapping[str, Any]], triggers: Iterable[Mapping[str, Any]], metrics_text: str
+) -> str:
+    """The summary as text (pure: the three answers in, the tables out)."""
+    lines: list[str] = []
+    rows: list[tuple[str, ...]] = [("FUNCTION", "STATE", "COLD STARTS", "IN FLIGHT", "IDLE FOR")]
+    for fn in sorted(functions, key=lambda f: str(f["name"])):
+        idle = fn.get("idle_seconds")
+        rows.append(
+            (
+                str(fn["name"]),
+                "running" if fn.get("running") else "idle",
+                str(fn.get("cold_starts", 0)),
+                str(fn.get("in_flight", 0)),
+                "-" if idle is None or not fn.get("running") else f"{idle:.0f}s",
+            )
+        )
+    lines += _table(rows)
+    depth = sums(metrics_text, metrics.BROKER_QUEUE_DEPTH, "trigger")
+    delivered = sums(metrics_text, "datafrost_broker_events_delivered", "trigger")
+    dead = sums(metrics_text, "datafrost_broker_events_dead_lettered", "trigger")
+    retries = sums(metrics_text, "datafrost_broker_delivery_retries", "trigger")
+    rows = [("TRIGGER", "SUBSCRIBER", "BACKLOG", "DELIVERED", "RETRIES", "DEAD LETTERS")]
+    for t in sorted(triggers, key=lambda t: str(t["name"])):
+        name = str(t["name"])
+        rows.append(
+            (
+                name,
+                str(t.get("subscriber", "")),
+                _count(depth.get(name)),
+                _count(delivered.get(name, 0)),
+                _count(retries.get(name, 0)),
+                _count(dead.get(name, 0)),
+            )
+        )
+    lines += ["", *_table(rows), ""]
+    images = sums(metrics_text, metrics.CATALOG_IMAGES, "status")
+    if images:
+        counts = ", ".join(f"{status} {int(n)}" for status, n in sorted(images.items()))
+        lines.append(f"images: {counts} (total {int(sum(images.values()))})")
+    else:
+        lines.append("images: the catalog is idle (scaled to zero); counts appear once it runs")
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def run(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    headers = auth_headers(args, ADMIN)
+    status, functions = request_json("GET", f"{base}/functions", headers=headers)
+    fail_unless(status, functions, 200)
+    status, triggers = request_json("GET", f"{base}/brokers/default/triggers", headers=headers)
+    fail_unless(status, triggers, 200)
+    try:
+        answer = urllib3.PoolManager(retries=False).request(
+            "GET", f"{base}/metrics", headers=headers, timeout=30
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        raise CliError(f"cannot reach {base}/metrics: {exc.__class__.__name__}") from None
+    if answer.status != 200:
+        raise CliError(f"server answered {answer.status} for /metrics")
+    print(render(functions["functions"], triggers["triggers"], answer.data.decode()))
+    return 0

@@ -86,7 +86,8 @@ def new_event(
 ) -> CloudEvent:
     """Build a CloudEvent; `data` may be a dataclass, a JSON-able value or raw bytes.
 
-    Inside traced work (`shared.tracing.continued`) it carries the next hop's `traceparent`.
+    Inside traced work (`shared.tracing.continued`) it carries that work's `traceparent`: the parent of
+    whatever handles the event next (W3C: the parent-id is the sender's span).
     """
     attributes: dict[str, str] = {
         "specversion": SPECVERSION,
@@ -101,7 +102,7 @@ def new_event(
     if encoded is not None:
         attributes["datacontenttype"] = datacontenttype
     traceparent = tracing.current()
-    if traceparent is not None:  # made while handling traced work: the next hop of that trace
-        attributes[tracing.TRACEPARENT] = tracing.child_of(traceparent)
+    if traceparent is not None:  # made while handling traced work: that hop is the next one's parent
+        attributes[tracing.TRACEPARENT] = traceparent
     attributes.update(extensions or {})
     return CloudEvent(attributes, encoded)

@@ -121,7 +121,8 @@ class _Runtime:
         response = self.builtin(request)
         if response is None:
             try:  # an HTTP request continues the caller's trace (W3C header) or starts one
-                with tracing.continued(request.headers.get(tracing.TRACEPARENT)):
+                traceparent = request.headers.get(tracing.TRACEPARENT)
+                with tracing.continued(traceparent, f"{self.spec.name} {request.method}"):
                     response = handle(request)
             except HttpError as exc:
                 response = error_response(exc.message, exc.status)
@@ -163,7 +164,7 @@ def cloudevent_function(
         context = jsonlog.event_context(
             event.id, event.type, event_source=event.source, image_id=_image_id(event)
         )
-        with tracing.continued(event.get(tracing.TRACEPARENT)), context:
+        with tracing.continued(event.get(tracing.TRACEPARENT), f"{spec.name} {event.type}"), context:
             already, previous_reply = seen.get(key)
             if already:
                 log.info("duplicate event: answered as the first time")

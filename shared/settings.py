@@ -67,6 +67,9 @@ class Settings:
     # ext-authz check without a token. Only for Kourier: its public listener has no route for such
     # hosts. Empty (the default) trusts no host; the local gateway has its own cluster-local listener.
     auth_cluster_local_suffixes: tuple[str, ...] = ()
+    # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT: export spans (shared.otel) when
+    # set and the `otel` extra is installed; the exporter reads the rest of OTel's own OTEL_* settings.
+    otel_endpoint: str | None = None
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -167,6 +170,9 @@ def from_env(env: dict[str, str]) -> Settings:
         auth_service_client_id=env.get("DATAFROST_AUTH_SERVICE_CLIENT_ID") or None,
         auth_service_client_secret=env.get("DATAFROST_AUTH_SERVICE_CLIENT_SECRET") or None,
         auth_cluster_local_suffixes=_suffixes(env.get("DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES", "")),
+        otel_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or None,
     )
 
 

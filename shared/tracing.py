@@ -1,9 +1,10 @@
 """W3C trace context carried on CloudEvents (the distributed-tracing extension `traceparent`).
 
 One upload's whole journey shares a trace id: the first hop starts a trace (or continues the
-client's `traceparent` header), every event made while handling another carries a child of its
-`traceparent` (`eventing.cloudevent.new_event` reads the current one), and every log line written
-meanwhile has `trace_id`. Pure helpers plus one context variable; no tracing backend needed.
+client's `traceparent` header); each hop (`continued`) gets its own span id under its parent's; an
+event made during a hop carries that hop's `traceparent` (`eventing.cloudevent.new_event` reads it),
+so the next hop is its child; and every log line written meanwhile has `trace_id`. Pure helpers
+plus one context variable; a tracing backend is optional (`shared.otel`).
 """
 
 from __future__ import annotations
@@ -60,10 +61,21 @@ def current() -> str | None:
 
 
 @contextlib.contextmanager
-def continued(parent: str | None) -> Iterator[str]:
-    """Work that is the next hop of `parent` (a new trace when it is missing or invalid)."""
-    token = _current.set(child_of(parent))
-    try:
-        yield _current.get() or ""
-    finally:
-        _current.reset(token)
+def continued(parent: str | None, name: str = "datafrost") -> Iterator[str]:
+    """Work that is the next hop of `parent` (a new trace when it is missing or invalid).
+
+    With OpenTelemetry export on (`shared.otel`), the hop is also a span named `name`.
+    """
+    from shared import otel
+
+    tracer = otel.tracer()
+    with contextlib.ExitStack() as stack:
+        if tracer is None:
+            here = child_of(parent)
+        else:
+            here = stack.enter_context(otel.span(tracer, name, parent if parse(parent) else None))
+        token = _current.set(here)
+        try:
+            yield here
+        finally:
+            _current.reset(token)

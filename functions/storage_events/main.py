@@ -80,30 +80,31 @@ def _receive_source_event(request: flask.Request) -> flask.Response:
         return error_response(f"not a RabbitmqSource event with a MinIO notification: {exc}", 400)
 
 
-def _traced(event: CloudEvent) -> CloudEvent:
+def _trace_parent(event: CloudEvent) -> str | None:
     """The object's own trace when the uploader left one in its metadata, else this request's."""
     metadata = (event.json() or {}).get("user_metadata") or {}
     uploaded = next((v for k, v in metadata.items() if k.lower() == tracing.TRACEPARENT), None)
-    if tracing.parse(uploaded) is None:
-        return event
-    return event.with_attributes(**{tracing.TRACEPARENT: tracing.child_of(uploaded)})
+    return uploaded if tracing.parse(uploaded) is not None else event.get(tracing.TRACEPARENT)
 
 
 def _publish(notification: Any) -> flask.Response:
     """Decode the notification (ValueError when malformed) and send its object events to the broker."""
-    events = [_traced(event) for event in cloudevents_from_notification(notification)]
+    events = cloudevents_from_notification(notification)
     sink = settings().sink
     if events and not sink:
         return error_response("K_SINK (the broker ingress) is not set", 503)
+    published = []
     for event in events:
-        with tracing.continued(event.get(tracing.TRACEPARENT)):  # log lines in the object's trace
+        # the publish is a hop of the object's trace: the event carries it, and so do the log lines
+        with tracing.continued(_trace_parent(event), f"publish {event.type}") as hop:
             try:
-                send_event(sink or "", event)
+                send_event(sink or "", event.with_attributes(**{tracing.TRACEPARENT: hop}))
             except SendError as exc:
                 log.warning("broker did not take %s: %s", event.id, exc)
                 return error_response("the broker did not take the events; send the notification again", 503)
             log.info("published %s for %s", event.type, event.subject)
-    return json_response({"published": [event.id for event in events]})
+            published.append(event.id)
+    return json_response({"published": published})
 
 
 def on_request(request: flask.Request) -> flask.Response:

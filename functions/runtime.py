@@ -77,6 +77,12 @@ def _image_id(event: CloudEvent) -> str | None:
     return image_id_of(event.get(BUCKET_EXTENSION), event.subject, data)
 
 
+def _traced_request(spec: FunctionSpec, request: flask.Request, handle: HttpHandler) -> Any:
+    """An HTTP request (not an event) continues the caller's trace (W3C header) or starts one."""
+    with tracing.continued(request.headers.get(tracing.TRACEPARENT), f"{spec.name} {request.method}"):
+        return handle(request)
+
+
 def _event_response(reply: CloudEvent | None) -> flask.Response:
     if reply is None:
         return flask.Response(status=204)
@@ -120,10 +126,8 @@ class _Runtime:
         self.configure_once()
         response = self.builtin(request)
         if response is None:
-            try:  # an HTTP request continues the caller's trace (W3C header) or starts one
-                traceparent = request.headers.get(tracing.TRACEPARENT)
-                with tracing.continued(traceparent, f"{self.spec.name} {request.method}"):
-                    response = handle(request)
+            try:
+                response = handle(request)
             except HttpError as exc:
                 response = error_response(exc.message, exc.status)
             except Exception:
@@ -192,7 +196,7 @@ def cloudevent_function(
         if request.method == "POST" and request.path == "/":
             return handle_event(request)
         if api is not None:
-            return flask.current_app.make_response(api(request))
+            return flask.current_app.make_response(_traced_request(spec, request, api))
         return error_response(f"{spec.name} accepts CloudEvents by POST /", 405)
 
     def target(request: flask.Request) -> flask.Response:
@@ -206,7 +210,7 @@ def http_function(spec: FunctionSpec, on_request: HttpHandler) -> Callable[[flas
     runtime = _Runtime(spec)
 
     def handle_request(request: flask.Request) -> flask.Response:
-        return flask.current_app.make_response(on_request(request))
+        return flask.current_app.make_response(_traced_request(spec, request, on_request))
 
     def target(request: flask.Request) -> flask.Response:
         return runtime.serve(request, handle_request)

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,8 +14,6 @@ from typing import Any
 
 import waitress
 import waitress.server
-from prometheus_client import REGISTRY
-from prometheus_client.registry import Collector
 
 from eventing.auth_wiring import AuthSetup, prepare_auth
 from eventing.broker.base import Broker
@@ -28,6 +27,7 @@ from eventing.trigger_store import TriggerStore
 from functions.registry import all_specs
 from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
 from shared import metrics
+from shared.lazy import once
 from shared.settings import from_env
 
 log = logging.getLogger("datafrost.dev")
@@ -162,7 +162,6 @@ class DevPlatform:
         self.processes: ProcessManager | None = None
         self._threads: list[threading.Thread] = []
         self._storage: list[Any] = []
-        self._gauges: list[Collector] = []
 
     @property
     def internal_url(self) -> str:
@@ -212,14 +211,8 @@ class DevPlatform:
         for trigger in [*registry_triggers, *store.load()]:
             broker.set_trigger(trigger)
         self._storage = start_storage(settings, self.internal_url, self.data_dir, broker)
-        self._gauges = [
-            metrics.register_gauge(
-                metrics.BROKER_QUEUE_DEPTH,
-                "Events waiting per trigger: queued or being delivered, not yet acknowledged.",
-                "trigger",
-                self._backlog,
-            )
-        ]
+        _LIVE.add(self)
+        _register_queue_depth()
         self.processes.start()
         for name, server in (("gateway", self.server), ("gateway-internal", self.internal_server)):
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
@@ -238,7 +231,8 @@ class DevPlatform:
         remembered.write_text(str(port))
         return port
 
-    def _backlog(self) -> dict[str, int]:
+    def backlog(self) -> dict[str, int]:
+        """Events waiting per trigger (empty when the broker cannot be read right now)."""
         try:
             return self.broker.backlog() if self.broker is not None else {}
         except Exception as exc:  # a scrape must not fail because RabbitMQ is briefly unreachable
@@ -247,9 +241,7 @@ class DevPlatform:
 
     def shutdown(self) -> None:
         """Stop taking requests, stop dispatching, stop every function process."""
-        for gauge in self._gauges:
-            REGISTRY.unregister(gauge)
-        self._gauges = []
+        _LIVE.discard(self)
         for part in self._storage:
             part.stop()
         for server in (self.server, self.internal_server):
@@ -259,6 +251,20 @@ class DevPlatform:
             self.broker.close()
         if self.processes is not None:
             self.processes.shutdown()
+
+
+_LIVE: weakref.WeakSet[DevPlatform] = weakref.WeakSet()  # platforms running in this process
+
+
+@once
+def _register_queue_depth() -> None:
+    """One gauge per process, over every platform it runs (tests and the benchmark run several)."""
+    metrics.register_gauge(
+        metrics.BROKER_QUEUE_DEPTH,
+        "Events waiting per trigger: queued or being delivered, not yet acknowledged.",
+        "trigger",
+        lambda: {trigger: n for platform in list(_LIVE) for trigger, n in platform.backlog().items()},
+    )
 
 
 def _starting(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

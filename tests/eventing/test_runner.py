@@ -253,3 +253,25 @@ def test_dead_letters_are_kept_listed_and_replayed(dev: DevProcess, sink: Sink) 
     assert status_code == 200 and replay["event_id"] == "dl-1"
     second = sink.wait_for(2)[1]
     assert second.event.id == "dl-1" and "knativeerrorcode" not in second.event.attributes
+
+
+def test_several_platforms_in_one_process_share_the_queue_depth_gauge(tmp_path: Path) -> None:
+    """The benchmark and in-process tests run more than one platform: metrics must not collide."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    from eventing.runner import DevOptions, DevPlatform
+
+    platforms = [DevPlatform(DevOptions(port=0, data_dir=tmp_path / name)) for name in ("a", "b")]
+    try:
+        for platform in platforms:
+            platform.start()
+        depth = samples(generate_latest(REGISTRY).decode())
+        triggers = {
+            dict(labels)["trigger"] for name, labels in depth if name == "datafrost_broker_queue_depth"
+        }
+        assert "catalog-created" in triggers
+    finally:
+        for platform in platforms:
+            platform.shutdown()
+    after = samples(generate_latest(REGISTRY).decode())
+    assert not any(name == "datafrost_broker_queue_depth" for name, _ in after)

@@ -26,6 +26,7 @@ from eventing.trigger import Trigger
 from eventing.trigger_store import TriggerStore
 from eventing.validation import EventTooLarge, InvalidEvent
 from shared import metrics
+from shared.auth.policy import host_function
 from shared.errors import error_body
 
 log = logging.getLogger("datafrost.gateway")
@@ -131,12 +132,7 @@ class Gateway:
         return merge(texts)
 
     def _function_from_host(self, host: str) -> str | None:
-        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if hostname.endswith(".localhost"):
-            name = hostname[: -len(".localhost")]
-            if name in self.processes.functions:
-                return name
-        return None
+        return host_function(host, self.processes.functions)
 
     # -- broker ---------------------------------------------------------------------------------
     def ingress(self, request: Request) -> Response:

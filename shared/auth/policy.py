@@ -106,15 +106,23 @@ def normalize_path(path: str) -> str:
     return re.sub(r"/{2,}", "/", path)
 
 
-def gateway_path(host: str | None, path: str, functions: Collection[str]) -> str:
-    """The gateway's path form of a request: host routing (`<function>.<anything>`) becomes a prefix."""
+def host_function(host: str | None, functions: Collection[str]) -> str | None:
+    """The function a Host names by host routing (`<function>.<anything>[:port]`), else None.
+
+    The one parser of host routing: the gateway routes with it and authz checks with it, so what is
+    checked is what is served.
+    """
     hostname = (host or "").strip().lower()
     if hostname.startswith("["):  # an IPv6 literal names no function
-        return path
+        return None
     label = hostname.rsplit(":", 1)[0].split(".", 1)[0]
-    if "." in hostname and label in functions:
-        return f"/{label}/{path.lstrip('/')}"
-    return path
+    return label if "." in hostname and label in functions else None
+
+
+def gateway_path(host: str | None, path: str, functions: Collection[str]) -> str:
+    """The gateway's path form of a request: host routing (`<function>.<anything>`) becomes a prefix."""
+    name = host_function(host, functions)
+    return path if name is None else f"/{name}/{path.lstrip('/')}"
 
 
 def is_public(method: str, path: str) -> bool:

@@ -38,6 +38,18 @@ def test_path_and_host_routing_reach_the_function(dev: DevProcess) -> None:
     by_host = dev.request("GET", "/healthz", headers={"Host": f"event-display.localhost:{dev.port}"})
     assert by_path.status == 200 and json.loads(by_path.data)["function"] == "event-display"
     assert by_host.status == 200 and json.loads(by_host.data)["function"] == "event-display"
+    knative_style = dev.request("GET", "/healthz", headers={"Host": "event-display.datafrost.example.com"})
+    assert knative_style.status == 200 and json.loads(knative_style.data)["function"] == "event-display"
+    gateway = dev.request("GET", "/healthz", headers={"Host": f"127.0.0.1:{dev.port}"})
+    assert json.loads(gateway.data) == {"status": "ok"}  # an address names no function
+
+
+def test_the_gateway_serves_what_authz_checked_for_any_host(dev: DevProcess) -> None:
+    """One host parser for routing and for the check: a host cannot make authz judge another route."""
+    for host in ("storage-events.example.com", "upload.localhost", "authz.evil.example"):
+        # authz sees /<function>/brokers/default (admin); the gateway serves the same function's path
+        answer = dev.request("POST", "/brokers/default", body=b"{}", headers={"Host": host}, user=None)
+        assert answer.status == 401, host
 
 
 def test_unknown_route_is_a_json_404(dev: DevProcess) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.auth.policy import RefusedPath, gateway_path, is_public, required_role
+from shared.auth.policy import RefusedPath, gateway_path, host_function, is_public, required_role
 
 FUNCTIONS = frozenset({"catalog", "upload", "dead-letters", "authz", "storage-events", "inspect"})
 
@@ -83,4 +83,7 @@ def test_host_routing_puts_the_function_in_front() -> None:
     assert gateway_path("unknown.localhost", "/x", FUNCTIONS) == "/x"
     assert gateway_path("[::1]:8080", "/x", FUNCTIONS) == "/x"
     assert gateway_path(None, "/x", FUNCTIONS) == "/x"
+    assert host_function("catalog.datafrost.example.com:443", FUNCTIONS) == "catalog"
+    assert host_function("catalog", FUNCTIONS) is None  # no dot: a bare name is not host routing
+    assert host_function("evil-catalog.example.com", FUNCTIONS) is None
     assert required_role("DELETE", gateway_path("catalog.localhost", "/images/1", FUNCTIONS)) == "editor"

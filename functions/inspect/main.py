@@ -14,14 +14,14 @@ dedupe on (source, id).
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 from eventing.cloudevent import CloudEvent
-from functions.replies import image_reply, payload_of
+from functions.replies import image_reply
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
-from shared import events, metrics
-from shared.objectstore import ObjectNotFound, ObjectStore
+from functions.uploads import Finished, process_upload
+from shared import events
+from shared.objectstore import ObjectStore
 from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings
 
@@ -40,7 +40,6 @@ SPEC = FunctionSpec(
         ),
     ),
 )
-log = logging.getLogger("datafrost.inspect")
 
 
 def on_event(event: CloudEvent) -> CloudEvent | None:
@@ -50,30 +49,18 @@ def on_event(event: CloudEvent) -> CloudEvent | None:
 def inspect_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> CloudEvent | None:
     """The reply to one object.created event: image.analyzed, image.rejected or None."""
     from functions.inspect.analyze import analyze  # Pillow loads in this function's process only
-    from shared.images import Limits, RejectedImage, check_size
 
-    created = payload_of(event, events.ObjectCreated)
-    if created.bucket == config.variants_bucket or created.key.endswith("/"):
-        log.info("ignored %s/%s: not an upload", created.bucket, created.key)
-        return None
-    image_id = events.image_id(created.bucket, created.key)
-    limits = Limits.from_settings(config)
-    try:
-        check_size(created.size, limits)
-        with metrics.image_processing_duration.labels(STAGE).time():
-            data = objects.get(created.bucket, created.key)
-            metrics.image_bytes.labels(SPEC.name, "read").inc(len(data))
-            result = analyze(data, limits)
-    except ObjectNotFound:
-        log.info("%s/%s is gone (deleted since the event): nothing to inspect", created.bucket, created.key)
-        return None
-    except RejectedImage as exc:
-        log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
-        rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), STAGE)
-        return image_reply(event, SOURCE, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
+    upload = process_upload(event, objects, config, STAGE, SOURCE, analyze)
+    if isinstance(upload, Finished):
+        return upload.reply
+    created = upload.created
     owner = created.key.split("/", 1)[0] if "/" in created.key else None
     analyzed = events.ImageAnalyzed(
-        image_id=image_id, bucket=created.bucket, key=created.key, owner=owner, **dataclasses.asdict(result)
+        image_id=upload.image_id,
+        bucket=created.bucket,
+        key=created.key,
+        owner=owner,
+        **dataclasses.asdict(upload.result),
     )
     return image_reply(event, SOURCE, events.IMAGE_ANALYZED, analyzed, "analyzed")
 

@@ -14,16 +14,21 @@ from the input's (`<id>.thumbnailed`, `<id>.thumbnail.rejected`).
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
 from eventing.cloudevent import CloudEvent
-from functions.replies import image_reply, payload_of
+from functions.replies import image_reply
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
+from functions.uploads import Finished, process_upload
 from shared import events, metrics
-from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.objectstore import ObjectStore
 from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from functions.thumbnail.render import Rendered
+    from shared.images import Limits
 
 SOURCE = "/functions/thumbnail"
 STAGE = "thumbnail"
@@ -40,7 +45,6 @@ SPEC = FunctionSpec(
         ),
     ),
 )
-log = logging.getLogger("datafrost.thumbnail")
 
 
 def on_event(event: CloudEvent) -> CloudEvent | None:
@@ -54,31 +58,17 @@ def variant_key(image_id: str, name: str, extension: str) -> str:
 def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> CloudEvent | None:
     """Render and store the variants of one object.created event; the reply, or None."""
     from functions.thumbnail.render import parse_variants, render  # Pillow: this process only
-    from shared.images import Limits, RejectedImage, check_size
 
-    created = payload_of(event, events.ObjectCreated)
-    if created.bucket == config.variants_bucket or created.key.endswith("/"):
-        log.info("ignored %s/%s: not an upload", created.bucket, created.key)
-        return None
-    image_id = events.image_id(created.bucket, created.key)
-    specs = parse_variants(config.variants)
-    limits = Limits.from_settings(config)
-    try:
-        check_size(created.size, limits)
-        with metrics.image_processing_duration.labels(STAGE).time():
-            original = objects.get(created.bucket, created.key)
-            metrics.image_bytes.labels(SPEC.name, "read").inc(len(original))
-            rendered = render(original, specs, limits)
-    except ObjectNotFound:
-        log.info("%s/%s is gone (deleted since the event): nothing to render", created.bucket, created.key)
-        return None
-    except RejectedImage as exc:
-        log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
-        rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), STAGE)
-        return image_reply(event, SOURCE, events.IMAGE_REJECTED, rejected, f"{STAGE}.rejected")
+    def rendered_variants(data: bytes, limits: Limits) -> list[Rendered]:
+        return render(data, parse_variants(config.variants), limits)
+
+    upload = process_upload(event, objects, config, STAGE, SOURCE, rendered_variants)
+    if isinstance(upload, Finished):
+        return upload.reply
+    created, image_id = upload.created, upload.image_id
     objects.ensure_bucket(config.variants_bucket)
     variants = []
-    for variant in rendered:
+    for variant in upload.result:
         spec = variant.spec
         key = variant_key(image_id, spec.name, spec.extension)
         metadata = {"image-id": image_id, "variant": spec.name}

@@ -1,0 +1,73 @@
+"""What inspect and thumbnail share: reading the upload an object.created event names, and the
+outcomes every image function answers the same way (not an upload, gone, rejected content)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from eventing.cloudevent import CloudEvent
+from functions.replies import image_reply, payload_of
+from shared import events, metrics
+from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.images import Limits
+
+R = TypeVar("R")
+log = logging.getLogger("datafrost.uploads")
+
+
+@dataclass(frozen=True)
+class Processed(Generic[R]):
+    """An upload `process` accepted: the event's payload, the image id and what `process` made."""
+
+    created: events.ObjectCreated
+    image_id: str
+    result: R
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The event is answered already: `reply` (image.rejected) or None (not an upload, or gone)."""
+
+    reply: CloudEvent | None
+
+
+def process_upload(
+    event: CloudEvent,
+    objects: ObjectStore,
+    config: Settings,
+    stage: str,
+    source: str,
+    process: Callable[[bytes, Limits], R],
+) -> Processed[R] | Finished:
+    """Fetch the upload and run `process(data, limits)` on it, timed and counted under `stage` (the
+    function's name, also the stage an image.rejected names).
+
+    Content `process` refuses (RejectedImage) is an outcome: an image.rejected reply, never a retry.
+    """
+    from shared.images import Limits, RejectedImage, check_size  # Pillow: image functions only
+
+    created = payload_of(event, events.ObjectCreated)
+    if created.bucket == config.variants_bucket or created.key.endswith("/"):
+        log.info("ignored %s/%s: not an upload", created.bucket, created.key)
+        return Finished(None)
+    image_id = events.image_id(created.bucket, created.key)
+    limits = Limits.from_settings(config)
+    try:
+        check_size(created.size, limits)
+        with metrics.image_processing_duration.labels(stage).time():
+            data = objects.get(created.bucket, created.key)
+            metrics.image_bytes.labels(stage, "read").inc(len(data))
+            return Processed(created, image_id, process(data, limits))
+    except ObjectNotFound:
+        log.info("%s/%s is gone (deleted since the event): nothing to %s", created.bucket, created.key, stage)
+        return Finished(None)
+    except RejectedImage as exc:
+        log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
+        rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), stage)
+        return Finished(image_reply(event, source, events.IMAGE_REJECTED, rejected, f"{stage}.rejected"))

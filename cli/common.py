@@ -80,8 +80,11 @@ def fail_unless(status: int, body: Any, *expected: int) -> None:
         raise CliError(f"server answered {status}: {message or body}")
 
 
-def print_table(rows: Sequence[Sequence[str]]) -> None:
+def table_lines(rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns, the first row as the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    print("\n".join(table_lines(rows)))

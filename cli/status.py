@@ -15,7 +15,7 @@ from typing import Any
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.common import CliError, add_url, auth_headers, fail_unless, request_json
+from cli.common import CliError, add_url, auth_headers, fail_unless, request_json, table_lines
 from shared import metrics
 
 ADMIN = "admin"
@@ -60,7 +60,7 @@ def render(
                 "-" if idle is None or not fn.get("running") else f"{idle:.0f}s",
             )
         )
-    lines += _table(rows)
+    lines += table_lines(rows)
     depth = sums(metrics_text, metrics.BROKER_QUEUE_DEPTH, "trigger")
     delivered = sums(metrics_text, "datafrost_broker_events_delivered", "trigger")
     dead = sums(metrics_text, "datafrost_broker_events_dead_lettered", "trigger")
@@ -78,7 +78,7 @@ def render(
                 _count(dead.get(name, 0)),
             )
         )
-    lines += ["", *_table(rows), ""]
+    lines += ["", *table_lines(rows), ""]
     images = sums(metrics_text, metrics.CATALOG_IMAGES, "status")
     if images:
         counts = ", ".join(f"{status} {int(n)}" for status, n in sorted(images.items()))
@@ -86,11 +86,6 @@ def render(
     else:
         lines.append("images: the catalog is idle (scaled to zero); counts appear once it runs")
     return "\n".join(lines)
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ import re
 import secrets
 from collections.abc import Iterator
 
+from shared import otel
+
 TRACEPARENT = "traceparent"  # the CloudEvent extension attribute and the HTTP header
 _FORMAT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("traceparent", default=None)
@@ -66,8 +68,6 @@ def continued(parent: str | None, name: str = "datafrost") -> Iterator[str]:
 
     With OpenTelemetry export on (`shared.otel`), the hop is also a span named `name`.
     """
-    from shared import otel
-
     tracer = otel.tracer()
     with contextlib.ExitStack() as stack:
         if tracer is None:

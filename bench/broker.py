@@ -41,9 +41,9 @@ from urllib.parse import urlsplit
 import pika
 import urllib3
 
-from eventing.broker.rabbitmq import RabbitMQBroker
-from eventing.processes import free_port
-from eventing.runner import DevOptions, DevPlatform
+from localplatform.broker.rabbitmq import RabbitMQBroker
+from localplatform.processes import free_port
+from localplatform.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
 
 REPO = Path(__file__).resolve().parent.parent

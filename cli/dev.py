@@ -11,8 +11,8 @@ from pathlib import Path
 from types import FrameType
 
 from cli.common import CliError, print_table
-from eventing.broker.rabbitmq import BrokerUnavailable
-from eventing.runner import DevOptions, DevPlatform
+from localplatform.broker.rabbitmq import BrokerUnavailable
+from localplatform.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
 
 STATEFUL_FUNCTIONS = ("catalog", "dead-letters")

@@ -87,8 +87,10 @@ class DataFrostFunction:
     def start(self, cfg: Mapping[str, str]) -> None:
         import functions_framework  # the function's own imports happen here, at start, not at import
 
+        from functions.spec import TARGET
+
         source = Path(cfg.get("FUNCTION_SOURCE") or os.environ["FUNCTION_SOURCE"])
-        target = cfg.get("FUNCTION_TARGET") or os.environ.get("FUNCTION_TARGET", "handle")
+        target = cfg.get("FUNCTION_TARGET") or os.environ.get("FUNCTION_TARGET", TARGET)
         source = source if source.is_absolute() else ROOT / source
         self.app = functions_framework.create_app(target=target, source=str(source), signature_type="http")
 

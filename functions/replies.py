@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from eventing.cloudevent import CloudEvent, new_event
-from shared import events
+from pipeline import events
 from shared.errors import PermanentEventError
 
 T = TypeVar("T")

@@ -19,10 +19,10 @@ from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http, to_binary
 from eventing.validation import EventTooLarge, InvalidEvent
 from functions.spec import FunctionSpec
+from pipeline.events import BUCKET_EXTENSION, KNOWN_TYPES, image_id_of
 from shared import logging as jsonlog
 from shared import metrics, tracing
 from shared.errors import HttpError, error_body
-from shared.events import BUCKET_EXTENSION, image_id_of
 from shared.logging import log_fields
 from shared.settings import settings
 
@@ -184,7 +184,7 @@ def cloudevent_function(
                 raise
             finally:
                 elapsed = time.perf_counter() - started
-                type_label = metrics.event_type_label(event.type)
+                type_label = metrics.event_type_label(event.type, KNOWN_TYPES)
                 metrics.function_events.labels(spec.name, type_label, outcome).inc()
                 metrics.function_event_duration.labels(spec.name, type_label).observe(elapsed)
                 fields = log_fields(outcome=outcome, duration_ms=round(elapsed * 1000, 1))

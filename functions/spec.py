@@ -12,8 +12,32 @@ from eventing.trigger import DeliverySpec
 
 FunctionKind = Literal["http", "cloudevent"]
 FUNCTION_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$")
-FUNCTIONS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TARGET = "handle"  # every function module exposes its functions-framework target under this name
+
+
+# The one place a function's name becomes its code: the local runner, func's entry and the
+# manifests all call these (they need no import of the function itself, which keeps cold starts short).
+def function_package(name: str) -> str:
+    """The folder under functions/ (a `-` in the name is a `_` in the folder)."""
+    return name.replace("-", "_")
+
+
+def function_module(name: str) -> str:
+    """The module that holds the function's SPEC and its target."""
+    return f"functions.{function_package(name)}.main"
+
+
+def relative_source(name: str) -> str:
+    """FUNCTION_SOURCE as the image sets it: relative to the project root, POSIX separators."""
+    return f"functions/{function_package(name)}/main.py"
+
+
+def function_source(name: str) -> Path:
+    """The file functions-framework loads (FUNCTION_SOURCE), in this checkout or installation."""
+    return PROJECT_ROOT / relative_source(name)
+
+
 DEAD_LETTERS_FUNCTION = "dead-letters"
 
 
@@ -62,17 +86,11 @@ class FunctionSpec:
 
     @property
     def module(self) -> str:
-        """The Python module that holds the spec and the target."""
-        return f"functions.{self.package}.main"
-
-    @property
-    def package(self) -> str:
-        return self.name.replace("-", "_")
+        return function_module(self.name)
 
     @property
     def source(self) -> Path:
-        """The file functions-framework loads (FUNCTION_SOURCE)."""
-        return FUNCTIONS_DIR / self.package / "main.py"
+        return function_source(self.name)
 
     def trigger_name(self, trigger: TriggerSpec) -> str:
         return f"{self.name}-{trigger.name}"

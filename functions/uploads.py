@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from eventing.cloudevent import CloudEvent
 from functions.replies import image_reply, payload_of
-from shared import events, metrics
+from pipeline import events
+from shared import metrics
 from shared.objectstore import ObjectNotFound, ObjectStore
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from shared.images import Limits
+    from pipeline.images import Limits
 
 R = TypeVar("R")
 log = logging.getLogger("datafrost.uploads")
@@ -50,7 +51,7 @@ def process_upload(
 
     Content `process` refuses (RejectedImage) is an outcome: an image.rejected reply, never a retry.
     """
-    from shared.images import Limits, RejectedImage, check_size  # Pillow: image functions only
+    from pipeline.images import Limits, RejectedImage, check_size  # Pillow: image functions only
 
     created = payload_of(event, events.ObjectCreated)
     if created.bucket == config.variants_bucket or created.key.endswith("/"):

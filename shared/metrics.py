@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -58,12 +58,10 @@ function_requests = Counter(
 )
 
 
-def event_type_label(event_type: str) -> str:
-    """An event type as a label value: DataFrost's own types, else "other" (label sets stay bounded
+def event_type_label(event_type: str, known: Collection[str]) -> str:
+    """An event type as a label value: one of the `known` types, else "other" (label sets stay bounded
     even when anyone can send any type to the broker)."""
-    from shared.events import KNOWN_TYPES
-
-    return event_type if event_type in KNOWN_TYPES else "other"
+    return event_type if event_type in known else "other"
 
 
 def exposition() -> tuple[bytes, str]:

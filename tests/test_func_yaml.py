@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 import yaml
 
-from eventing.manifests.common import IMAGE, NAMESPACE
-from eventing.manifests.serving import RESOURCES
+from deploy.common import IMAGE, NAMESPACE
+from deploy.serving import RESOURCES
 from functions.registry import all_specs
-from functions.spec import Scaling
+from functions.spec import TARGET, Scaling, relative_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT.parent / "shared" / "data" / "func" / "func_yaml-schema.json"
@@ -40,7 +40,7 @@ def test_func_yaml_builds_the_image_the_manifests_deploy() -> None:
     assert spec["deploy"]["options"]["resources"] == RESOURCES
     assert spec["deploy"]["options"]["scale"] == {"min": Scaling().min_scale, "max": Scaling().max_scale}
     envs = {e["name"]: e["value"] for e in spec["run"]["envs"]}
-    sources = {f"functions/{s.package}/main.py" for s in all_specs()}
+    sources = {relative_source(s.name) for s in all_specs()}
     assert envs["FUNCTION_SOURCE"] in sources and (ROOT / envs["FUNCTION_SOURCE"]).is_file()
-    assert envs["FUNCTION_TARGET"] == "handle"
+    assert envs["FUNCTION_TARGET"] == TARGET
     assert (ROOT / "function" / "func.py").is_file()  # what func's Python scaffolding imports

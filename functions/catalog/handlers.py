@@ -11,7 +11,8 @@ from functions.catalog.queries import MAX_PAGE, CatalogReader, ImageFilter
 from functions.catalog.repository import CatalogWriter
 from functions.replies import payload_of
 from functions.runtime import json_response
-from shared import events, metrics
+from pipeline import events
+from shared import metrics
 from shared.db import engine
 from shared.errors import HttpError, NotFound, PermanentEventError
 from shared.lazy import once

@@ -20,7 +20,7 @@ from functions.catalog import handlers
 from functions.identity import authenticate, owner_scope
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
-from shared import events
+from pipeline import events
 from shared.errors import HttpError
 
 UPLOADS = "uploads"

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from functions.catalog.schema import images, metadata
-from shared.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
+from pipeline.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
 
 WRITE_ATTEMPTS = 5
 

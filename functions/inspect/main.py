@@ -20,7 +20,7 @@ from functions.replies import image_reply
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
 from functions.uploads import Finished, process_upload
-from shared import events
+from pipeline import events
 from shared.objectstore import ObjectStore
 from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings

@@ -2,9 +2,9 @@
 
 Consumes: MinIO bucket notifications, the `{"EventName", "Key", "Records"}` JSON MinIO's webhook
 target POSTs, or the same body from MinIO's AMQP target wrapped by a Knative RabbitmqSource
-(`dev.knative.rabbitmq.event`, POSTed to `/rabbitmq`; locally `eventing.minio_amqp` reads the queue).
+(`dev.knative.rabbitmq.event`, POSTed to `/rabbitmq`; locally `localplatform.minio_amqp` reads the queue).
 Emits: `io.datafrost.object.created` and `io.datafrost.object.removed` into the broker at K_SINK,
-with extension `bucket` and `subject` = the decoded key (`eventing.minio_codec`).
+with extension `bucket` and `subject` = the decoded key (`pipeline.minio_codec`).
 Idempotent: each CloudEvent id is derived from its notification record (bucket, key, version or
 eTag, sequencer, event name), so a notification MinIO sends again (its `queue_dir` keeps events
 until a 2xx) yields the same ids, and consumers dedupe on (source, id).
@@ -29,12 +29,12 @@ import flask
 from eventing.client import SendError, send_event
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http
-from eventing.minio_codec import cloudevents_from_notification
 from functions.runtime import error_response, http_function, json_response
 from functions.spec import FunctionSpec
 from functions.storage_events.rabbitmq_source import notification_of
+from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
+from pipeline.minio_codec import cloudevents_from_notification
 from shared import tracing
-from shared.events import OBJECT_CREATED, OBJECT_REMOVED
 from shared.settings import settings
 
 SPEC = FunctionSpec(

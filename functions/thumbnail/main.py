@@ -21,14 +21,15 @@ from functions.replies import image_reply
 from functions.runtime import cloudevent_function
 from functions.spec import FunctionSpec, TriggerSpec
 from functions.uploads import Finished, process_upload
-from shared import events, metrics
+from pipeline import events
+from shared import metrics
 from shared.objectstore import ObjectStore
 from shared.objectstore.factory import process_store as store
 from shared.settings import Settings, settings
 
 if TYPE_CHECKING:
     from functions.thumbnail.render import Rendered
-    from shared.images import Limits
+    from pipeline.images import Limits
 
 SOURCE = "/functions/thumbnail"
 STAGE = "thumbnail"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from shared.images import Limits, decode, oriented, to_display
+from pipeline.images import Limits, decode, oriented, to_display
 
 # settings name -> (Pillow format, file extension, content type)
 FORMATS = {
@@ -65,7 +65,7 @@ def parse_variants(text: str) -> tuple[VariantSpec, ...]:
 
 
 def render(data: bytes, specs: tuple[VariantSpec, ...], limits: Limits | None = None) -> list[Rendered]:
-    """Every variant, in the order of `specs`; raises shared.images.RejectedImage."""
+    """Every variant, in the order of `specs`; raises pipeline.images.RejectedImage."""
     decoded = decode(data, limits, max_edge=max(s.edge for s in specs))
     image = to_display(oriented(decoded.image, decoded.orientation))
     done: dict[str, Rendered] = {}

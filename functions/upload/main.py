@@ -20,9 +20,9 @@ from functions.identity import authenticate, owner_segment
 from functions.runtime import http_function, json_response
 from functions.spec import FunctionSpec
 from functions.upload import presign
+from pipeline.events import image_id
 from shared import tracing
 from shared.errors import HttpError
-from shared.events import image_id
 from shared.logging import log_fields
 from shared.objectstore.factory import process_store as store
 from shared.settings import settings
@@ -124,7 +124,7 @@ def upload(request: flask.Request) -> flask.Response:
     owner = owner_segment(identity) if identity is not None else DEFAULT_OWNER
     config = settings()
     data, original_name = _read_limited(request, config.max_upload_bytes)
-    from shared.images import readable_formats, sniff_format
+    from pipeline.images import readable_formats, sniff_format
 
     accepted = readable_formats()
     found = sniff_format(data)

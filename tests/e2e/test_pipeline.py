@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from eventing.minio_codec import ObjectRef, notification_for
-from shared.events import image_id
+from pipeline.events import image_id
+from pipeline.minio_codec import ObjectRef, notification_for
 from shared.objectstore.s3 import S3ObjectStore
 from tests.support import images
 from tests.support.platform import DevProcess
@@ -213,8 +213,8 @@ def test_s3_store_with_minio_webhooks_rabbitmq_and_postgres(
 def _delete_broker(amqp_url: str, broker_name: str) -> None:
     import pika
 
-    from eventing.broker.rabbitmq import Topology
     from functions.registry import all_specs
+    from localplatform.broker.rabbitmq import Topology
 
     topology = Topology(broker_name)
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from eventing.minio_codec import notification_for
-from eventing.processes import free_port
 from function.func import call_wsgi, new, wsgi_environ
+from localplatform.processes import free_port
+from pipeline.minio_codec import notification_for
 from shared.objectstore import ObjectInfo
 from tests.support.sink import Sink
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from shared import events, metrics
+from pipeline import events
+from shared import metrics
 
 
 def test_event_type_labels_are_bounded() -> None:
-    assert metrics.event_type_label(events.IMAGE_ANALYZED) == events.IMAGE_ANALYZED
-    assert metrics.event_type_label("com.example.anything-a-client-sent") == "other"
+    assert metrics.event_type_label(events.IMAGE_ANALYZED, events.KNOWN_TYPES) == events.IMAGE_ANALYZED
+    assert metrics.event_type_label("com.example.anything-a-client-sent", events.KNOWN_TYPES) == "other"
 
 
 def test_a_gauge_is_read_at_scrape_time_and_empty_when_unavailable() -> None:

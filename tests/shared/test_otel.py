@@ -17,8 +17,8 @@ import pytest
 import urllib3
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from eventing.minio_codec import notification_for
-from eventing.processes import free_port
+from localplatform.processes import free_port
+from pipeline.minio_codec import notification_for
 from shared import tracing
 from shared.objectstore import ObjectInfo
 from tests.support.sink import Sink
@@ -74,7 +74,9 @@ def test_each_hop_is_a_span_and_the_published_event_is_its_child(receiver: Recei
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAFROST_", "OTEL_"))}
     env.update(K_SINK=sink.url, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="50")
-    proc = subprocess.Popen([sys.executable, "-m", "eventing.serve", "storage-events", str(port)], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localplatform.serve", "storage-events", str(port)], env=env
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

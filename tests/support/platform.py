@@ -13,7 +13,7 @@ from typing import Any
 
 import urllib3
 
-from eventing.processes import free_port
+from localplatform.processes import free_port
 
 DATAFROST = [sys.executable, "-m", "cli.main"]
 

@@ -1,4 +1,4 @@
-"""authz served for real (`python -m eventing.serve authz PORT`): the dev issuer, and the ext-authz
+"""authz served for real (`python -m localplatform.serve authz PORT`): the dev issuer, and the ext-authz
 check called the way Kourier calls it (only Host, Authorization and Content-Length; path under /check).
 
 The last test reads everything the process logged and every error body it answered, and finds no
@@ -25,7 +25,7 @@ import pytest
 import urllib3
 from cryptography.hazmat.primitives import serialization
 
-from eventing.processes import free_port
+from localplatform.processes import free_port
 from shared.auth.dev_issuer import SERVICE_CLIENT, DevRealm, ensure_dev_realm, mint_token
 from shared.auth.jwks import JwksCache
 from shared.auth.verify import TokenVerifier
@@ -76,7 +76,7 @@ class Authz:
             env.update(DATAFROST_AUTH_ISSUER=self.issuer, DATAFROST_AUTH_DEV_ISSUER="on")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "eventing.serve", "authz", str(self.port)],
+                [sys.executable, "-m", "localplatform.serve", "authz", str(self.port)],
                 env=env,
                 stdout=log,
                 stderr=log,

@@ -10,9 +10,7 @@ import pytest
 
 from functions.catalog.queries import CatalogReader, ImageFilter, decode_cursor
 from functions.catalog.repository import CatalogWriter, sequencer_after
-from shared.db import engine
-from shared.errors import HttpError
-from shared.events import (
+from pipeline.events import (
     ImageAnalyzed,
     ImageRejected,
     ImageThumbnailed,
@@ -21,6 +19,8 @@ from shared.events import (
     Variant,
     image_id,
 )
+from shared.db import engine
+from shared.errors import HttpError
 
 BUCKET = "uploads"
 

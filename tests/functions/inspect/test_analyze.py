@@ -11,7 +11,7 @@ from PIL import Image
 
 from functions.inspect.analyze import analyze, dominant_color, hamming, phash
 from functions.inspect.exif import select_exif
-from shared.images import RejectedImage
+from pipeline.images import RejectedImage
 from tests.support import images as build
 
 

@@ -13,7 +13,7 @@ from eventing.cloudevent import CloudEvent, new_event
 from eventing.http_codec import parse_http, to_binary
 from functions import registry
 from functions.inspect import main
-from shared import events
+from pipeline import events
 from shared.errors import PermanentEventError
 from shared.settings import from_env
 from tests.support import images as build

@@ -16,10 +16,10 @@ import pytest
 import urllib3
 
 from eventing.cloudevent import CloudEvent
-from eventing.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
-from eventing.processes import free_port
 from functions.storage_events.rabbitmq_source import RABBITMQ_SOURCE_EVENT
-from shared.events import OBJECT_CREATED, OBJECT_REMOVED
+from localplatform.processes import free_port
+from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
+from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
 from shared.objectstore import ObjectInfo
 from tests.support.sink import Sink, status
 
@@ -36,7 +36,7 @@ class Served:
         if token:
             env["DATAFROST_STORAGE_EVENTS_TOKEN"] = token
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "eventing.serve", "storage-events", str(self.port)],
+            [sys.executable, "-m", "localplatform.serve", "storage-events", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

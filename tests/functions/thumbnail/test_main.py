@@ -15,7 +15,7 @@ from eventing.cloudevent import CloudEvent, new_event
 from eventing.http_codec import parse_http, to_binary
 from functions import registry
 from functions.thumbnail import main
-from shared import events
+from pipeline import events
 from shared.objectstore import ObjectStore
 from shared.settings import from_env
 from tests.support import images as build

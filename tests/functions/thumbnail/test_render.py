@@ -9,7 +9,7 @@ from PIL import Image
 
 from functions.thumbnail import render as render_module
 from functions.thumbnail.render import Rendered, VariantSpec, parse_variants, render
-from shared.images import RejectedImage
+from pipeline.images import RejectedImage
 from tests.support import images as build
 
 DEFAULT = parse_variants("thumb:256:webp,preview:1024:webp")

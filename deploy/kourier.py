@@ -1,0 +1,47 @@
+"""Kourier's external authorization: every request through the gateway is checked by `authz`.
+
+Kourier's Envoy calls a host:port, not a Knative Service by name, so a plain Service selects the
+authz pods (min-scale 1: never cold) at queue-proxy's port, and a merge patch for Kourier's
+`config-kourier` ConfigMap (knative-serving namespace, owned by Knative: patched, not applied)
+points the ext-authz filter at it over HTTP with authz's `/check` prefix.
+"""
+
+from __future__ import annotations
+
+from deploy.common import NAMESPACE, Resource, metadata
+from functions.authz.main import CHECK_PREFIX
+from functions.authz.main import SPEC as AUTHZ
+
+EXTAUTHZ_SERVICE = f"{AUTHZ.name}-extauthz"
+QUEUE_PROXY_PORT = 8012  # queue-proxy's HTTP port in every Knative pod: keeps concurrency metrics
+MAX_REQUEST_BODY_BYTES = 8192  # what authz is tested with; it never reads the body
+
+
+def extauthz_service() -> Resource:
+    """A ClusterIP Service in front of the authz pods, for Envoy's ext-authz cluster."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(EXTAUTHZ_SERVICE),
+        "spec": {
+            "selector": {"serving.knative.dev/service": AUTHZ.name},
+            "ports": [{"name": "http", "port": 80, "targetPort": QUEUE_PROXY_PORT}],
+        },
+    }
+
+
+def config_kourier_patch() -> Resource:
+    """`kubectl -n knative-serving patch configmap config-kourier --type merge --patch-file ...`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "config-kourier", "namespace": "knative-serving"},
+        "data": {
+            "extauthz-host": f"{EXTAUTHZ_SERVICE}.{NAMESPACE}.svc.cluster.local:80",
+            "extauthz-protocol": "http",
+            "extauthz-path-prefix": CHECK_PREFIX,
+            "extauthz-max-request-body-bytes": str(MAX_REQUEST_BODY_BYTES),
+            "extauthz-timeout": "2000",
+            "extauthz-failure-mode-allow": "false",
+        },
+    }

@@ -1,0 +1,76 @@
+"""MinIO's AMQP notifications into DataFrost on Knative (the alternative to MinIO's webhook target).
+
+MinIO publishes each notification to a durable direct exchange; a quorum queue bound to it with
+MinIO's routing key keeps them (declared by the RabbitMQ topology operator, `predeclared` for the
+source, so the exchange's type is the one MinIO is configured with); a RabbitmqSource consumes the
+queue, one message at a time (order per bucket matters: create then delete), and POSTs each as a
+`dev.knative.rabbitmq.event` to storage-events' `/rabbitmq` route.
+"""
+
+from __future__ import annotations
+
+from deploy.common import NAMESPACE, RABBITMQ_CLUSTER, Resource, metadata, service_ref
+from eventing.durations import format_duration
+from eventing.trigger import DeliverySpec
+from functions.storage_events.main import SPEC as STORAGE_EVENTS
+from shared.settings import from_env
+
+SOURCE = "minio-notifications"
+SOURCE_PATH = "/rabbitmq"  # storage-events' route for RabbitmqSource events
+TOPOLOGY_API = "rabbitmq.com/v1beta1"
+
+
+def _cluster() -> dict[str, str]:
+    return {"name": RABBITMQ_CLUSTER, "namespace": NAMESPACE}
+
+
+def minio_source() -> list[Resource]:
+    """The exchange, queue and binding MinIO's AMQP target feeds, and the RabbitmqSource reading it."""
+    defaults = from_env({})  # the exchange and routing key `datafrost dev` reads MinIO's AMQP target with
+    exchange = {
+        "apiVersion": TOPOLOGY_API,
+        "kind": "Exchange",
+        "metadata": metadata(f"{SOURCE}-exchange"),
+        "spec": {
+            "name": defaults.storage_amqp_exchange,
+            "type": "direct",
+            "durable": True,
+            "autoDelete": False,
+            "rabbitmqClusterReference": _cluster(),
+        },
+    }
+    queue = {
+        "apiVersion": TOPOLOGY_API,
+        "kind": "Queue",
+        "metadata": metadata(f"{SOURCE}-queue"),
+        "spec": {"name": SOURCE, "type": "quorum", "durable": True, "rabbitmqClusterReference": _cluster()},
+    }
+    binding = {
+        "apiVersion": TOPOLOGY_API,
+        "kind": "Binding",
+        "metadata": metadata(f"{SOURCE}-binding"),
+        "spec": {
+            "source": defaults.storage_amqp_exchange,
+            "destination": SOURCE,
+            "destinationType": "queue",
+            "routingKey": defaults.storage_amqp_routing_key,
+            "rabbitmqClusterReference": _cluster(),
+        },
+    }
+    delivery = DeliverySpec()
+    source = {
+        "apiVersion": "sources.knative.dev/v1alpha1",
+        "kind": "RabbitmqSource",
+        "metadata": metadata(SOURCE),
+        "spec": {
+            "rabbitmqClusterReference": _cluster(),
+            "rabbitmqResourcesConfig": {"predeclared": True, "queueName": SOURCE, "parallelism": 1},
+            "delivery": {
+                "retry": delivery.retry,
+                "backoffPolicy": delivery.backoff_policy,
+                "backoffDelay": format_duration(delivery.backoff_delay),
+            },
+            "sink": {"ref": service_ref(STORAGE_EVENTS.name), "uri": SOURCE_PATH},
+        },
+    }
+    return [exchange, queue, binding, source]

@@ -1,0 +1,241 @@
+"""The local gateway: broker ingress, trigger API, and path or host routing to function processes.
+
+Knative gives each Service its own host behind Kourier; here `/<function>/<rest>` and
+`Host: <function>.localhost` both reach the function at `/<rest>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import urllib3
+from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.wrappers import Request, Response
+
+from eventing.http_codec import parse_http
+from eventing.trigger import Trigger
+from eventing.validation import EventTooLarge, InvalidEvent
+from localplatform.broker.base import Broker
+from localplatform.broker.rabbitmq import BrokerUnavailable
+from localplatform.ext_authz import ExtAuthz, strip_internal_headers
+from localplatform.metrics_aggregate import merge
+from localplatform.processes import FunctionStartError, ProcessManager
+from localplatform.trigger_store import TriggerStore
+from shared import metrics
+from shared.auth.policy import host_function
+from shared.errors import error_body
+
+log = logging.getLogger("datafrost.gateway")
+BROKER_PATH = "/brokers/default"
+TRIGGERS_PATH = f"{BROKER_PATH}/triggers"
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+PROXY_TIMEOUT = urllib3.Timeout(connect=5.0, read=300.0)
+
+
+def error(message: str, status: int) -> Response:
+    return Response(error_body(message), status=status, mimetype="application/json")
+
+
+def ok_json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+class Gateway:
+    """A WSGI app; one instance per `datafrost dev`."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        processes: ProcessManager,
+        triggers: TriggerStore,
+        max_event_bytes: int,
+        managed_triggers: frozenset[str] = frozenset(),
+        authz: ExtAuthz | None = None,
+    ) -> None:
+        self.authz = authz  # None on the internal (cluster-local) listener: no check there
+        self.public_origin = ""  # set by the runner once both listeners are bound
+        self.internal_origin = ""
+        self.broker = broker
+        self.managed_triggers = managed_triggers
+        self.processes = processes
+        self.trigger_store = triggers
+        self.max_event_bytes = max_event_bytes
+        self._http = urllib3.PoolManager(num_pools=64, maxsize=32, retries=False)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            response = self.route(request)
+        except Exception:
+            log.exception("gateway error on %s %s", request.method, request.path)
+            response = error("internal error", 500)
+        return response(environ, start_response)
+
+    def route(self, request: Request) -> Response:
+        host_function = self._function_from_host(request.host)
+        if request.path == "/healthz" and host_function is None:
+            return ok_json({"status": "ok"})  # the gateway's own health never depends on authz
+        if self.authz is not None:
+            # the original path and Host: authz maps host routing itself, as behind Kourier
+            denied = self.authz.deny(request, request.path)
+            if denied is not None:
+                return denied
+        if host_function is not None:
+            return self.proxy(request, host_function, request.path)
+        path = request.path
+        if path == "/healthz":
+            return ok_json({"status": "ok"})
+        if path == "/metrics" and request.method == "GET":
+            return Response(self.all_metrics(), content_type=CONTENT_TYPE_LATEST)
+        if path in (BROKER_PATH, BROKER_PATH + "/"):
+            return self.ingress(request)
+        if path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/"):
+            return self.trigger_api(request, path[len(TRIGGERS_PATH) :].strip("/"))
+        if path == "/functions":
+            return ok_json({"functions": [fn.state().__dict__ for fn in self.processes.functions.values()]})
+        name, _, rest = path.lstrip("/").partition("/")
+        if name in self.processes.functions:
+            return self.proxy(request, name, "/" + rest)
+        return error(
+            f"no route for {path}: not a function ({', '.join(self.processes.functions)}) or API path", 404
+        )
+
+    def all_metrics(self) -> bytes:
+        """The gateway's metrics and every running function's (an idle one is not started for this)."""
+        texts = {"gateway": metrics.exposition()[0].decode()}
+        for name, fn in self.processes.functions.items():
+            port = fn.port
+            if not fn.running or port is None:
+                continue
+            try:
+                answer = self._http.request("GET", f"http://127.0.0.1:{port}/metrics", timeout=2.0)
+            except urllib3.exceptions.HTTPError:
+                continue  # stopped meanwhile: it has nothing to report
+            if answer.status == 200:
+                texts[name] = answer.data.decode()
+        return merge(texts)
+
+    def _function_from_host(self, host: str) -> str | None:
+        return host_function(host, self.processes.functions)
+
+    # -- broker ---------------------------------------------------------------------------------
+    def ingress(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response(
+                error_body("the broker ingress accepts CloudEvents by POST"),
+                405,
+                {"Allow": "POST"},
+                mimetype="application/json",
+            )
+        length = request.content_length
+        if length is not None and length > self.max_event_bytes:
+            metrics.events_rejected.labels(self.broker.name, "too_large").inc()
+            return error(f"request body of {length} bytes is over the limit of {self.max_event_bytes}", 413)
+        try:
+            events = parse_http(request.headers, request.get_data(), max_bytes=self.max_event_bytes)
+        except EventTooLarge as exc:
+            metrics.events_rejected.labels(self.broker.name, "too_large").inc()
+            return error(str(exc), 413)
+        except InvalidEvent as exc:
+            metrics.events_rejected.labels(self.broker.name, "invalid").inc()
+            return error(f"invalid CloudEvent: {exc}", 400)
+        try:
+            self.broker.publish(events)
+        except BrokerUnavailable as exc:
+            return error(str(exc), 503)
+        return Response(status=202)
+
+    def trigger_api(self, request: Request, name: str) -> Response:
+        if not name and request.method == "GET":
+            return ok_json({"triggers": [t.to_json() for t in self.broker.triggers()]})
+        if not name and request.method == "POST":
+            try:
+                trigger = Trigger.from_json(request.get_json(force=True, silent=False))
+            except Exception as exc:
+                return error(f"invalid trigger: {exc}", 400)
+            if trigger.name in self.managed_triggers:
+                return error(
+                    f"trigger {trigger.name} belongs to a function and is managed by the registry", 409
+                )
+            trigger = self.cluster_local(trigger)
+            self.trigger_store.put(trigger)
+            self.broker.set_trigger(trigger)
+            return ok_json(trigger.to_json(), 201)
+        if name and request.method == "GET":
+            found = next((t for t in self.broker.triggers() if t.name == name), None)
+            return ok_json(found.to_json()) if found else error(f"no trigger {name}", 404)
+        if name and request.method == "DELETE":
+            if name in self.managed_triggers:
+                return error(f"trigger {name} belongs to a function and is managed by the registry", 409)
+            if not self.trigger_store.remove(name):
+                return error(f"no trigger {name}", 404)
+            self.broker.remove_trigger(name)
+            return Response(status=204)
+        return error(f"{request.method} is not supported on {request.path}", 405)
+
+    def cluster_local(self, trigger: Trigger) -> Trigger:
+        """Sinks on this platform's public gateway are reached on the internal listener instead, as
+        Knative resolves a Service to its cluster-local address (no round trip through the auth check)."""
+        if not self.public_origin or not self.internal_origin:
+            return trigger
+
+        def local(url: str | None) -> str | None:
+            if url and (url == self.public_origin or url.startswith(self.public_origin + "/")):
+                return self.internal_origin + url[len(self.public_origin) :]
+            return url
+
+        subscriber = local(trigger.subscriber) or trigger.subscriber
+        return replace(trigger, subscriber=subscriber).with_delivery(
+            dead_letter_sink=local(trigger.delivery.dead_letter_sink)
+        )
+
+    # -- functions ------------------------------------------------------------------------------
+    def proxy(self, request: Request, name: str, path: str) -> Response:
+        fn = self.processes.functions[name]
+        headers = {k: v for k, v in strip_internal_headers(request).items() if k.lower() not in NOT_FORWARDED}
+        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-For"] = request.remote_addr or ""
+        target = path + ("?" + request.query_string.decode() if request.query_string else "")
+        body = request.get_data()
+        try:
+            with fn.use() as base:
+                upstream = self._http.request(
+                    request.method,
+                    base + target,
+                    body=body,
+                    headers=headers,
+                    timeout=PROXY_TIMEOUT,
+                    redirect=False,
+                    preload_content=False,
+                )
+        except FunctionStartError as exc:
+            return error(str(exc), 503)
+        except urllib3.exceptions.HTTPError as exc:
+            return error(f"function {name} did not answer: {exc}", 502)
+        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
+        return Response(
+            _stream(upstream), status=upstream.status, headers=out_headers, direct_passthrough=True
+        )
+
+
+def _stream(upstream: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    try:
+        yield from upstream.stream(64 * 1024)
+    finally:
+        upstream.release_conn()

@@ -1,0 +1,272 @@
+"""`datafrost dev`: the whole platform on one machine, from the same function registry as Knative."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import waitress
+import waitress.server
+
+from eventing.trigger import Trigger
+from functions.registry import all_specs
+from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
+from localplatform.auth_wiring import AuthSetup, prepare_auth
+from localplatform.broker.base import Broker
+from localplatform.broker.memory import MemoryBroker
+from localplatform.ext_authz import ExtAuthz
+from localplatform.gateway import BROKER_PATH, Gateway
+from localplatform.processes import ProcessManager, free_port
+from localplatform.storage_wiring import start_storage
+from localplatform.trigger_store import TriggerStore
+from shared import metrics
+from shared.lazy import once
+from shared.settings import from_env
+
+log = logging.getLogger("datafrost.dev")
+# waitress warns whenever a request waits for a free thread; under load that is normal, not news
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".datafrost")
+    broker: str = "memory"
+    idle_seconds: float = 60.0
+    keep_warm: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def make_broker(url: str, name: str = "default", queue_type: str = "classic") -> Broker:
+    if url == "memory":
+        return MemoryBroker(name)
+    if url.startswith(("amqp://", "amqps://")):
+        import pika.exceptions
+
+        from localplatform.broker.rabbitmq import BrokerUnavailable, RabbitMQBroker
+
+        try:
+            return RabbitMQBroker(url, name=name, queue_type=queue_type)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            where = url.rsplit("@", 1)[-1]  # never print the credentials
+            raise BrokerUnavailable(f"cannot connect to RabbitMQ at {where}: {type(exc).__name__}") from None
+    raise ValueError(f"--broker must be 'memory' or an amqp:// URL, got {url!r}")
+
+
+def function_triggers(specs: tuple[FunctionSpec, ...], base_url: str) -> list[Trigger]:
+    """The registry's triggers, pointed at the functions through the gateway (which activates them)."""
+    triggers = []
+    for spec in specs:
+        for t in spec.triggers:
+            delivery = t.delivery
+            if t.dead_letters and spec.name != DEAD_LETTERS_FUNCTION:
+                delivery = replace(delivery, dead_letter_sink=f"{base_url}/{DEAD_LETTERS_FUNCTION}/")
+            triggers.append(
+                Trigger(
+                    name=spec.trigger_name(t),
+                    subscriber=f"{base_url}/{spec.name}{t.path}",
+                    filter=dict(t.filter),
+                    delivery=delivery,
+                    parallelism=t.parallelism,
+                )
+            )
+    return triggers
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+GATEWAY_THREADS = 64  # requests served at once: a proxied request holds one until its function answers,
+# and a function may call back into the gateway (K_SINK) meanwhile, so keep well above the deliveries
+GATEWAY_CONNECTION_LIMIT = 1000
+
+
+class GatewayServer:
+    """The gateway's HTTP server: waitress, keep-alive connections and a pool of request threads.
+
+    The socket is bound and listening when this returns (port 0 picks a free port, known at once as
+    `port`); requests wait in the backlog until `serve_forever` runs. `app` may be replaced until then.
+    `shutdown` (from any thread) closes the listening socket and every connection, and waits briefly
+    for the requests being served.
+    """
+
+    def __init__(self, host: str, port: int, app: WsgiApp, threads: int = GATEWAY_THREADS) -> None:
+        self.app = app
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))  # an OSError here (port in use) is the caller's to report
+            sock.listen(1024)
+            self._server = waitress.create_server(
+                self._call,
+                sockets=[sock],
+                threads=threads,
+                connection_limit=GATEWAY_CONNECTION_LIMIT,
+                asyncore_use_poll=True,  # select() stops at fd 1024
+                clear_untrusted_proxy_headers=False,  # X-Forwarded-* reach the gateway as sent
+                ident="datafrost",
+            )
+        except BaseException:
+            sock.close()
+            raise
+        assert isinstance(self._server, waitress.server.BaseWSGIServer)
+        self.port = int(sock.getsockname()[1])
+        self._stopped = threading.Event()
+        self._shut = False
+
+    def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.run()
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, serving: bool = True) -> None:
+        """Stop accepting, close every connection, let running requests finish (a few seconds at most)."""
+        if self._shut:
+            return
+        self._shut = True
+        server = self._server
+        if serving:
+            # the asyncore map belongs to the loop's thread: close everything there; the loop ends
+            # once its map is empty
+            server.trigger.pull_trigger(lambda: server.asyncore.close_all(server._map, ignore_all=True))
+            self._stopped.wait(10)
+        if server._map:  # never served, or the loop is gone: nothing else will close them
+            server.asyncore.close_all(server._map, ignore_all=True)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+
+class DevPlatform:
+    """Broker, function processes and gateway, started and stopped together."""
+
+    def __init__(self, options: DevOptions) -> None:
+        self.options = options
+        self.specs = all_specs()
+        self.data_dir = options.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.server: GatewayServer | None = None
+        self.internal_server: GatewayServer | None = None
+        self.auth = AuthSetup({}, None)
+        self.broker: Broker | None = None
+        self.processes: ProcessManager | None = None
+        self._threads: list[threading.Thread] = []
+        self._storage: list[Any] = []
+
+    @property
+    def internal_url(self) -> str:
+        """The cluster-local listener: loopback only, no auth check (triggers, K_SINK, the watcher)."""
+        assert self.internal_server is not None
+        return f"http://127.0.0.1:{self.internal_server.port}"
+
+    @property
+    def public_url(self) -> str:
+        """The public listener: every request passes the authz check, as behind Kourier."""
+        assert self.server is not None
+        host = self.options.host if self.options.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.server.port}"
+
+    def start(self) -> None:
+        configured = from_env({**os.environ, **self.options.extra_env})
+        broker = make_broker(self.options.broker, configured.broker_name, configured.amqp_queue_type)
+        self.broker = broker
+        store = TriggerStore(self.data_dir / "triggers.json")
+        # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
+        self.server = GatewayServer(self.options.host, self.options.port, _starting)
+        self.internal_server = GatewayServer("127.0.0.1", self._internal_port(), _starting)
+        self.auth = prepare_auth(configured, self.public_url, self.internal_url, self.data_dir)
+        env = {
+            **os.environ,
+            **self.options.extra_env,
+            **self.auth.env,
+            "DATAFROST_DATA_DIR": str(self.data_dir),
+            "K_SINK": self.internal_url + BROKER_PATH,
+            "DATAFROST_GATEWAY_URL": self.internal_url,
+            "DATAFROST_PUBLIC_URL": self.public_url,
+        }
+        self.processes = ProcessManager(self.specs, env, self.options.idle_seconds, self.options.keep_warm)
+        registry_triggers = function_triggers(self.specs, self.internal_url)
+        settings = from_env(env)
+        for server, authz in ((self.server, ExtAuthz(self.processes) if settings.auth_enabled else None),
+                              (self.internal_server, None)):  # fmt: skip
+            server.app = Gateway(
+                broker,
+                self.processes,
+                store,
+                max_event_bytes=settings.max_event_bytes,
+                managed_triggers=frozenset(t.name for t in registry_triggers),
+                authz=authz,
+            )
+            server.app.public_origin, server.app.internal_origin = self.public_url, self.internal_url
+        for trigger in [*registry_triggers, *store.load()]:
+            broker.set_trigger(trigger)
+        self._storage = start_storage(settings, self.internal_url, self.data_dir, broker)
+        _LIVE.add(self)
+        _register_queue_depth()
+        self.processes.start()
+        for name, server in (("gateway", self.server), ("gateway-internal", self.internal_server)):
+            thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _internal_port(self) -> int:
+        """The internal listener keeps its port across restarts (triggers stored with it stay valid)."""
+        remembered = self.data_dir / "internal-port"
+        try:
+            port = int(remembered.read_text())
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        except (OSError, ValueError):
+            port = free_port()
+        remembered.write_text(str(port))
+        return port
+
+    def backlog(self) -> dict[str, int]:
+        """Events waiting per trigger (empty when the broker cannot be read right now)."""
+        try:
+            return self.broker.backlog() if self.broker is not None else {}
+        except Exception as exc:  # a scrape must not fail because RabbitMQ is briefly unreachable
+            log.warning("cannot read the broker's backlog: %s", exc)
+            return {}
+
+    def shutdown(self) -> None:
+        """Stop taking requests, stop dispatching, stop every function process."""
+        _LIVE.discard(self)
+        for part in self._storage:
+            part.stop()
+        for server in (self.server, self.internal_server):
+            if server is not None:
+                server.shutdown(serving=bool(self._threads))
+        if self.broker is not None:
+            self.broker.close()
+        if self.processes is not None:
+            self.processes.shutdown()
+
+
+_LIVE: weakref.WeakSet[DevPlatform] = weakref.WeakSet()  # platforms running in this process
+
+
+@once
+def _register_queue_depth() -> None:
+    """One gauge per process, over every platform it runs (tests and the benchmark run several)."""
+    metrics.register_gauge(
+        metrics.BROKER_QUEUE_DEPTH,
+        "Events waiting per trigger: queued or being delivered, not yet acknowledged.",
+        "trigger",
+        lambda: {trigger: n for platform in list(_LIVE) for trigger, n in platform.backlog().items()},
+    )
+
+
+def _starting(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+    return [b'{"error": "datafrost is starting"}']

@@ -1,0 +1,174 @@
+"""MinioAmqpSource against a real RabbitMQ: messages published the way MinIO's AMQP target does."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pika
+import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+
+from eventing.cloudevent import CloudEvent
+from localplatform.minio_amqp import MinioAmqpSource
+from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
+from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
+from shared.objectstore import ObjectInfo
+
+pytestmark = pytest.mark.rabbitmq
+ROUTING_KEY = "minio.events"
+
+
+class Published:
+    """The source's `publish`: records batches; fails the first `failures` calls."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.batches: list[list[CloudEvent]] = []
+        self.failures = failures
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, events: list[CloudEvent]) -> None:
+        with self.lock:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise ConnectionError("broker ingress down")
+            self.batches.append(events)
+
+    def events(self, count: int, timeout: float = 10.0) -> list[CloudEvent]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                events = [e for batch in self.batches for e in batch]
+            if len(events) >= count:
+                return events
+            assert time.monotonic() < deadline, f"published {len(events)} events, expected {count}"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def names(amqp_url: str) -> Iterator[tuple[str, str]]:
+    """A unique (exchange, queue) pair, deleted afterwards."""
+    suffix = uuid4().hex[:8]
+    exchange, queue = f"test.minio.{suffix}", f"test.minio.{suffix}.datafrost"
+    yield exchange, queue
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.queue_delete(queue)
+    channel.exchange_delete(exchange)
+    connection.close()
+
+
+@pytest.fixture
+def channel(amqp_url: str) -> Iterator[BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    publisher = connection.channel()
+    publisher.confirm_delivery()  # MinIO's publisher_confirms=on: a publish returns once RabbitMQ has it
+    yield publisher
+    if connection.is_open:
+        connection.close()
+
+
+@pytest.fixture
+def sources(amqp_url: str, names: tuple[str, str]) -> Iterator[Callable[[Published], MinioAmqpSource]]:
+    started: list[MinioAmqpSource] = []
+
+    def start(publish: Published) -> MinioAmqpSource:
+        exchange, queue = names
+        source = MinioAmqpSource(amqp_url, exchange, ROUTING_KEY, queue, publish, retry_delay=0.05)
+        started.append(source.start())
+        return source
+
+    yield start
+    for source in started:
+        source.stop()
+
+
+def minio_publish(channel: BlockingChannel, exchange: str, body: dict[str, Any] | bytes) -> None:
+    """What MinIO's AMQP target sends: JSON body, `minio-bucket` / `minio-event` headers."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"minio-bucket": "uploads", "minio-event": "s3:ObjectCreated:Put"}
+    properties = pika.BasicProperties(content_type="application/json", delivery_mode=2, headers=headers)
+    channel.basic_publish(exchange, ROUTING_KEY, raw, properties)
+
+
+def created(key: str) -> dict[str, Any]:
+    moment = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    info = ObjectInfo("uploads", key, 3, "etag", "image/png", moment, {})
+    return notification_for("s3:ObjectCreated:Put", info, "17CE1A2B3C4D5E6F", event_time=moment)
+
+
+def queue_depth(channel: BlockingChannel, queue: str) -> int:
+    return int(channel.queue_declare(queue, durable=True, passive=True).method.message_count)
+
+
+def test_notifications_become_cloudevents(
+    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+) -> None:
+    published = Published()
+    sources(published)
+    minio_publish(channel, names[0], created("a b/c.png"))
+    minio_publish(
+        channel, names[0], notification_for("s3:ObjectRemoved:Delete", ObjectRef("uploads", "old.png"), "1")
+    )
+    first, second = published.events(2)
+    assert (first.type, first.subject, first.get("bucket")) == (OBJECT_CREATED, "a b/c.png", "uploads")
+    assert (second.type, second.subject) == (OBJECT_REMOVED, "old.png")
+    assert first.id == cloudevents_from_notification(created("a b/c.png"))[0].id
+
+
+def test_a_failed_publish_is_requeued_and_retried(
+    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+) -> None:
+    published = Published(failures=2)
+    sources(published)
+    minio_publish(channel, names[0], created("retry.png"))
+    (event,) = published.events(1)
+    assert event.subject == "retry.png" and published.calls == 3
+    time.sleep(0.2)
+    assert queue_depth(channel, names[1]) == 0
+
+
+def test_a_malformed_message_is_dropped_and_the_next_goes_through(
+    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+) -> None:
+    published = Published()
+    sources(published)
+    minio_publish(channel, names[0], b"not json")
+    minio_publish(channel, names[0], {"Records": "nope"})
+    minio_publish(channel, names[0], created("fine.png"))
+    (event,) = published.events(1)
+    assert event.subject == "fine.png"
+    time.sleep(0.2)
+    assert queue_depth(channel, names[1]) == 0 and published.calls == 1
+
+
+def test_messages_sent_while_the_consumer_is_down_are_kept(
+    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+) -> None:
+    sources(Published()).stop()
+    minio_publish(channel, names[0], created("while-down.png"))
+    assert queue_depth(channel, names[1]) == 1
+    later = Published()
+    sources(later)
+    assert [e.subject for e in later.events(1)] == ["while-down.png"]
+
+
+def test_an_exchange_minio_made_is_used_as_it_is(
+    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+) -> None:
+    channel.exchange_declare(names[0], "fanout", durable=False)  # MinIO's own choice of type/durability
+    published = Published()
+    sources(published)
+    minio_publish(channel, names[0], created("fanout.png"))
+    assert [e.subject for e in published.events(1)] == ["fanout.png"]
+
+
+def test_repr_leaves_the_url_out() -> None:
+    source = MinioAmqpSource("amqp://user:hunter2@127.0.0.1:5672/", "x", "k", "q", Published())
+    assert "hunter2" not in repr(source)

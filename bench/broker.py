@@ -381,9 +381,8 @@ def platform(
     options = DevOptions(
         port=0,
         data_dir=data_dir,
-        broker=broker,
         keep_warm=True,
-        extra_env={"DATAFROST_BROKER_NAME": broker_name},
+        extra_env={"DATAFROST_BROKER": broker, "DATAFROST_BROKER_NAME": broker_name},
     )
     dev = DevPlatform(options)
     try:

@@ -11,11 +11,11 @@ from pathlib import Path
 from types import FrameType
 
 from cli.common import CliError, print_table
-from localplatform.broker.rabbitmq import BrokerUnavailable
+from functions.registry import BROKER_PATH, all_specs
+from localplatform.broker.base import BrokerUnavailable
 from localplatform.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
-
-STATEFUL_FUNCTIONS = ("catalog", "dead-letters")
+from shared.settings import database_variable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,12 +23,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, default=Path(".datafrost"))
-    parser.add_argument("--broker", default="memory", help="memory (default) or amqp://user:pass@host:5672/")
     parser.add_argument(
-        "--store", default="local", help="local (default, under the data dir) or http://KEY:SECRET@HOST:PORT"
+        "--broker", help="memory (default; or $DATAFROST_BROKER) or amqp://user:pass@host:5672/"
     )
     parser.add_argument(
-        "--db", help="database URL for every stateful function (default: SQLite per function)"
+        "--store",
+        help="local (default, under the data dir; or $DATAFROST_STORE) or http://KEY:SECRET@HOST:PORT",
+    )
+    parser.add_argument(
+        "--db",
+        help="database URL for every function with a database, unless its DATAFROST_<NAME>_DB is set "
+        "(default: SQLite per function)",
     )
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="stop a function idle this long")
     parser.add_argument("--keep-warm", action="store_true", help="never stop idle functions")
@@ -39,16 +44,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _print_startup(platform: DevPlatform) -> None:
     url = platform.public_url
-    store = platform.options.extra_env.get("DATAFROST_STORE", "local").rsplit("@", 1)[-1]
-    broker = platform.options.broker.rsplit("@", 1)[-1]
+    store = platform.settings.store.rsplit("@", 1)[-1]  # never print the credentials
+    broker = platform.settings.broker_url.rsplit("@", 1)[-1]
     print(f"DataFrost is running at {url}  (broker: {broker}, store: {store})")
     rows = [("FUNCTION", "KIND", "URL", "TRIGGERS")]
     for spec in platform.specs:
         triggers = ", ".join(spec.trigger_name(t) for t in spec.triggers) or "-"
         rows.append((spec.name, spec.kind, f"{url}/{spec.name}/", triggers))
     print_table(rows)
-    print(f"broker ingress: POST {url}/brokers/default    metrics: {url}/metrics    Ctrl-C stops")
-    print(f"cluster-local (no auth, loopback only): {platform.internal_url}")
+    print(f"broker ingress: POST {url}{BROKER_PATH}    metrics: {url}/metrics    Ctrl-C stops")
+    print(f"cluster-local (loopback only, no gateway check): {platform.internal_url}")
     if platform.auth.realm is not None:
         credentials = platform.data_dir / "auth" / "credentials.txt"
         print(f"auth: dev issuer {url}/authz/realms/datafrost; users and passwords in {credentials}")
@@ -57,12 +62,17 @@ def _print_startup(platform: DevPlatform) -> None:
 
 
 def _env_for(args: argparse.Namespace) -> dict[str, str]:
-    """Flags become the environment every process reads its settings from."""
-    env = {"DATAFROST_STORE": args.store}
+    """Flags become the environment every process builds its typed settings from."""
+    env = {}
+    if args.broker:
+        env["DATAFROST_BROKER"] = args.broker
+    if args.store:
+        env["DATAFROST_STORE"] = args.store
     if args.db:
-        for service in STATEFUL_FUNCTIONS:
-            variable = f"DATAFROST_{service.upper().replace('-', '_')}_DB"
-            env[variable] = os.environ.get(variable, args.db)
+        for spec in all_specs():
+            if spec.database:
+                variable = database_variable(spec.name)
+                env[variable] = os.environ.get(variable, args.db)
     return env
 
 
@@ -73,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
-        broker=args.broker,
         idle_seconds=args.idle_seconds,
         keep_warm=args.keep_warm,
     )

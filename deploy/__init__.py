@@ -9,7 +9,7 @@ import json
 
 from deploy.broker import broker, sink_binding, trigger
 from deploy.common import NAMESPACE, Resource
-from deploy.config import config_map
+from deploy.config import cluster_settings, config_map
 from deploy.dashboard import dashboard, dashboard_config_map
 from deploy.kourier import config_kourier_patch, extauthz_service
 from deploy.serving import service
@@ -33,7 +33,7 @@ def render(specs: tuple[FunctionSpec, ...]) -> dict[str, list[Resource]]:
         "config.yaml": [config_map()],
         "broker.yaml": broker(),
         "services.yaml": [service(s) for s in specs],
-        "triggers.yaml": [trigger(s, t) for s in specs for t in s.triggers],
+        "triggers.yaml": [trigger(s, t, cluster_settings()) for s in specs for t in s.triggers],
         "sink-binding.yaml": [sink_binding()],
         "minio-source.yaml": minio_source(),
         "extauthz.yaml": [extauthz_service()],

@@ -15,13 +15,16 @@ from deploy.common import (
     service_ref,
 )
 from eventing.durations import format_duration
-from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec, TriggerSpec
+from functions.registry import dead_letter_sink
+from functions.spec import FunctionSpec, TriggerSpec
+from shared.settings import Settings
 
 PARALLELISM_ANNOTATION = "rabbitmq.eventing.knative.dev/parallelism"
 
 
-def trigger(spec: FunctionSpec, t: TriggerSpec) -> Resource:
-    """One Trigger: exact-match attributes, the delivery spec, dead letters to the dead-letters function."""
+def trigger(spec: FunctionSpec, t: TriggerSpec, config: Settings) -> Resource:
+    """One Trigger: exact-match attributes (setting references resolved with the cluster's `config`),
+    the delivery spec, dead letters to the registry's dead-letter sink."""
     d = t.delivery
     delivery: dict[str, Any] = {
         "retry": d.retry,
@@ -29,8 +32,9 @@ def trigger(spec: FunctionSpec, t: TriggerSpec) -> Resource:
         "backoffDelay": format_duration(d.backoff_delay),
         "timeout": format_duration(d.timeout),
     }
-    if t.dead_letters and spec.name != DEAD_LETTERS_FUNCTION:
-        delivery["deadLetterSink"] = {"ref": service_ref(DEAD_LETTERS_FUNCTION)}
+    sink = dead_letter_sink()
+    if t.dead_letters and sink is not None and spec.name != sink.name:
+        delivery["deadLetterSink"] = {"ref": service_ref(sink.name)}
     subscriber: dict[str, Any] = {"ref": service_ref(spec.name)}
     if t.path != "/":
         subscriber["uri"] = t.path
@@ -40,7 +44,7 @@ def trigger(spec: FunctionSpec, t: TriggerSpec) -> Resource:
         "metadata": metadata(spec.trigger_name(t), annotations={PARALLELISM_ANNOTATION: str(t.parallelism)}),
         "spec": {
             "broker": BROKER,
-            "filter": {"attributes": dict(sorted(t.filter.items()))},
+            "filter": {"attributes": dict(sorted(t.resolved_filter(config).items()))},
             "subscriber": subscriber,
             "delivery": delivery,
         },

@@ -8,6 +8,7 @@ kustomize patch in your own overlay (README: "Deploying to Knative").
 from __future__ import annotations
 
 from deploy.common import CONFIG_MAP, Resource, metadata
+from shared.settings import Settings, from_env
 
 CLUSTER_SETTINGS = {
     "DATAFROST_LOG_LEVEL": "INFO",
@@ -18,9 +19,17 @@ CLUSTER_SETTINGS = {
     "DATAFROST_AUTH_DEV_ISSUER": "off",
     # In-cluster callers (the broker, the RabbitmqSource) reach functions through kourier-internal.
     "DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES": ".svc.cluster.local,.svc",
+    # The broker's dispatchers and the RabbitmqSource send no token: a function's service-role routes
+    # (events, /metrics) trust the network on a cluster (cluster-local visibility, NetworkPolicies).
+    "DATAFROST_AUTH_SERVICE_ROUTES": "network",
     "DATAFROST_UPLOADS_BUCKET": "uploads",
     "DATAFROST_VARIANTS_BUCKET": "variants",
 }
+
+
+def cluster_settings() -> Settings:
+    """The settings every function reads on the cluster, as far as the ConfigMap decides them."""
+    return from_env(dict(CLUSTER_SETTINGS))
 
 
 def config_map() -> Resource:

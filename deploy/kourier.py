@@ -9,9 +9,11 @@ points the ext-authz filter at it over HTTP with authz's `/check` prefix.
 from __future__ import annotations
 
 from deploy.common import NAMESPACE, Resource, metadata
-from functions.authz.main import CHECK_PREFIX
-from functions.authz.main import SPEC as AUTHZ
+from functions.registry import route_prefix, served_by
+from functions.spec import Serves
 
+AUTHZ, _CHECK = served_by(Serves.EXT_AUTHZ)  # the function that plays Kourier's ext-authz service
+CHECK_PREFIX = route_prefix(_CHECK.path)
 EXTAUTHZ_SERVICE = f"{AUTHZ.name}-extauthz"
 QUEUE_PROXY_PORT = 8012  # queue-proxy's HTTP port in every Knative pod: keeps concurrency metrics
 MAX_REQUEST_BODY_BYTES = 8192  # what authz is tested with; it never reads the body

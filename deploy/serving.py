@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from deploy.common import CONFIG_MAP, IMAGE, PORT, SECRET, SINK_LABEL, Resource, metadata
-from functions.spec import TARGET, FunctionSpec, relative_source
+from functions.spec import TARGET, FunctionSpec, Resources, relative_source
 
-RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+VISIBILITY_LABEL = "networking.knative.dev/visibility"
+
+
+def container_resources(resources: Resources) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+        "limits": {"memory": resources.memory_limit},
+    }
 
 
 def _probe(path: str) -> dict[str, Any]:
@@ -41,11 +48,13 @@ def service(spec: FunctionSpec) -> Resource:
         "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}, {"secretRef": {"name": SECRET}}],
         "readinessProbe": _probe("/readyz"),
         "livenessProbe": _probe("/healthz"),
-        "resources": RESOURCES,
+        "resources": container_resources(spec.resources),
     }
     meta = metadata(spec.name)
     if spec.uses_sink:
         meta["labels"][SINK_LABEL] = "broker"
+    if spec.visibility == "cluster-local":  # no route on Kourier's public listener
+        meta["labels"][VISIBILITY_LABEL] = "cluster-local"
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",

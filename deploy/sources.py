@@ -12,11 +12,11 @@ from __future__ import annotations
 from deploy.common import NAMESPACE, RABBITMQ_CLUSTER, Resource, metadata, service_ref
 from eventing.durations import format_duration
 from eventing.trigger import DeliverySpec
-from functions.storage_events.main import SPEC as STORAGE_EVENTS
+from functions.registry import served_by
+from functions.spec import Serves
 from shared.settings import from_env
 
 SOURCE = "minio-notifications"
-SOURCE_PATH = "/rabbitmq"  # storage-events' route for RabbitmqSource events
 TOPOLOGY_API = "rabbitmq.com/v1beta1"
 
 
@@ -58,6 +58,7 @@ def minio_source() -> list[Resource]:
         },
     }
     delivery = DeliverySpec()
+    receiver, route = served_by(Serves.STORAGE_AMQP)  # storage-events' route for RabbitmqSource events
     source = {
         "apiVersion": "sources.knative.dev/v1alpha1",
         "kind": "RabbitmqSource",
@@ -70,7 +71,7 @@ def minio_source() -> list[Resource]:
                 "backoffPolicy": delivery.backoff_policy,
                 "backoffDelay": format_duration(delivery.backoff_delay),
             },
-            "sink": {"ref": service_ref(STORAGE_EVENTS.name), "uri": SOURCE_PATH},
+            "sink": {"ref": service_ref(receiver.name), "uri": route.path},
         },
     }
     return [exchange, queue, binding, source]

@@ -1,35 +1,46 @@
-"""The shared wrapper every function is served through, on functions-framework's `http` signature.
+"""The runtime every function is served through, on functions-framework's `http` signature.
 
-It gives strict CloudEvent parsing (no echo of headers or body on errors), health and metrics routes,
-empty-2xx or CloudEvent replies, JSON errors, JSON logs and a small (source, id) dedupe window.
+`target(SPEC)` is a function module's functions-framework target (`handle`). From the spec alone it
+routes each request (werkzeug's router over `spec.all_routes`: 404 and 405 with JSON reasons), checks
+the route's role itself (whatever the gateway decided), and answers health, metrics and CloudEvents
+(strict parsing with no echo of headers or body, empty-2xx or CloudEvent replies, a (source, id)
+dedupe window) before any handler runs. Settings are read once per process, on the first request,
+and handed to the handlers in a `Context`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import flask
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
 
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http, to_binary
 from eventing.validation import EventTooLarge, InvalidEvent
-from functions.spec import FunctionSpec
+from functions.context import Call, Context
+from functions.spec import BUILTIN_ROUTES, EVENT_ROUTE, PUBLIC, FunctionSpec, Route
 from pipeline.events import BUCKET_EXTENSION, KNOWN_TYPES, image_id_of
 from shared import logging as jsonlog
-from shared import metrics, tracing
+from shared import metrics, otel, tracing
+from shared.auth.access import Denied, authorize
+from shared.auth.identity import SERVICE, Identity
+from shared.auth.verify import verifier_from_settings
 from shared.errors import HttpError, error_body
 from shared.logging import log_fields
-from shared.settings import settings
+from shared.settings import Settings, from_env
 
 log = logging.getLogger("datafrost.function")
-EventHandler = Callable[[CloudEvent], CloudEvent | None]
-HttpHandler = Callable[[flask.Request], Any]
 DEDUPE_WINDOW = 2_000
+HEALTHZ, READYZ, METRICS = BUILTIN_ROUTES
 
 
 class _SeenEvents:
@@ -77,12 +88,6 @@ def _image_id(event: CloudEvent) -> str | None:
     return image_id_of(event.get(BUCKET_EXTENSION), event.subject, data)
 
 
-def _traced_request(spec: FunctionSpec, request: flask.Request, handle: HttpHandler) -> Any:
-    """An HTTP request (not an event) continues the caller's trace (W3C header) or starts one."""
-    with tracing.continued(request.headers.get(tracing.TRACEPARENT), f"{spec.name} {request.method}"):
-        return handle(request)
-
-
 def _event_response(reply: CloudEvent | None) -> flask.Response:
     if reply is None:
         return flask.Response(status=204)
@@ -90,129 +95,149 @@ def _event_response(reply: CloudEvent | None) -> flask.Response:
     return flask.Response(body, status=200, headers=headers)
 
 
-class _Runtime:
-    def __init__(self, spec: FunctionSpec, on_start: Callable[[], None] | None = None) -> None:
+def router(routes: tuple[Route, ...]) -> Map:
+    """werkzeug's router over the routes (endpoint: the route's index); `/x/` and `/x` are one path."""
+    rules = [Rule(r.path, methods=list(r.methods), endpoint=i) for i, r in enumerate(routes)]
+    return Map(rules, strict_slashes=False, merge_slashes=False, redirect_defaults=False)
+
+
+class FunctionApp:
+    """One function process's runtime: its spec, settings, routes and dedupe window."""
+
+    def __init__(self, spec: FunctionSpec, settings: Settings | None = None) -> None:
         self.spec = spec
-        self._on_start = on_start
-        self._configured = False
+        self.routes = spec.all_routes
+        self._router = router(self.routes)
+        self._given_settings = settings
+        self._context: Context | None = None
         self._lock = threading.Lock()
+        self._seen = _SeenEvents(DEDUPE_WINDOW if spec.dedupe else 0)
 
-    def configure_once(self) -> None:
-        """On the process's first request: logging, its cold start, the function's own start hook."""
-        if self._configured:
-            return
-        with self._lock:
-            if self._configured:
-                return
-            jsonlog.configure(self.spec.name, settings().log_level)
-            metrics.cold_starts.labels(self.spec.name).inc()
-            if self._on_start is not None:
-                self._on_start()
-            self._configured = True
+    @property
+    def context(self) -> Context:
+        """Built on the process's first request: settings, logging, its cold start, the start hook."""
+        if self._context is None:
+            with self._lock:
+                if self._context is None:
+                    settings = self._given_settings or from_env(dict(os.environ))
+                    if not self.spec.uses_sink:  # K_SINK is for functions that declare it, as on Knative
+                        settings = replace(settings, sink=None)
+                    context = Context(settings)
+                    jsonlog.configure(self.spec.name, settings.log_level)
+                    otel.configure(settings)
+                    metrics.cold_starts.labels(self.spec.name).inc()
+                    if self.spec.on_start is not None:
+                        self.spec.on_start(context)
+                    self._context = context
+        return self._context
 
-    def builtin(self, request: flask.Request) -> flask.Response | None:
-        if request.method != "GET":
-            return None
-        if request.path in ("/healthz", "/readyz"):
-            return json_response({"status": "ok", "function": self.spec.name})
-        if request.path == "/metrics":
-            body, content_type = metrics.exposition()
-            return flask.Response(body, content_type=content_type)
-        return None
-
-    def serve(
-        self, request: flask.Request, handle: Callable[[flask.Request], flask.Response]
-    ) -> flask.Response:
-        self.configure_once()
-        response = self.builtin(request)
-        if response is None:
-            try:
-                response = handle(request)
-            except HttpError as exc:
-                response = error_response(exc.message, exc.status)
-            except Exception:
-                log.exception("unhandled error")
-                response = error_response("internal error", 500)
+    def __call__(self, request: flask.Request) -> flask.Response:
+        context = self.context
+        try:
+            response = self._answer(request, context)
+        except HttpError as exc:
+            response = error_response(exc.message, exc.status)
+        except Exception:
+            log.exception("unhandled error")
+            response = error_response("internal error", 500)
         metrics.function_requests.labels(self.spec.name, request.method, str(response.status_code)).inc()
         return response
 
+    def _answer(self, request: flask.Request, context: Context) -> flask.Response:
+        try:
+            index, params = self._router.bind("").match(request.path or "/", method=request.method)
+        except NotFound:
+            raise HttpError(f"no route for {request.method} {request.path}", 404) from None
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.valid_methods or ()))
+            response = error_response(f"{request.method} is not allowed on {request.path} ({allowed})", 405)
+            response.headers["Allow"] = allowed
+            return response
+        route = self.routes[index]
+        try:
+            identity = self.caller(request, route, context.settings)
+        except Denied as denied:
+            response = error_response(denied.reason, denied.status)
+            if denied.challenge:
+                response.headers["WWW-Authenticate"] = denied.challenge
+            return response
+        if route in (HEALTHZ, READYZ):
+            return json_response({"status": "ok", "function": self.spec.name})
+        if route == METRICS:
+            body, content_type = metrics.exposition()
+            return flask.Response(body, content_type=content_type)
+        if route == EVENT_ROUTE:
+            return self.handle_event(request, context)
+        assert route.handler is not None  # FunctionSpec refuses a route of its own without one
+        call = Call(request, params, identity, context)
+        with tracing.continued(
+            request.headers.get(tracing.TRACEPARENT), f"{self.spec.name} {request.method}"
+        ):
+            return flask.current_app.make_response(route.handler(call))
 
-def cloudevent_function(
-    spec: FunctionSpec,
-    on_event: EventHandler,
-    api: HttpHandler | None = None,
-    *,
-    dedupe: bool = True,
-    on_start: Callable[[], None] | None = None,
-) -> Callable[[flask.Request], flask.Response]:
-    """The functions-framework target for a function that consumes CloudEvents on `POST /`.
+    def caller(self, request: flask.Request, route: Route, settings: Settings) -> Identity | None:
+        """The verified caller holding the route's role; None for a public route or with auth off."""
+        if route.role == PUBLIC or not settings.auth_enabled:
+            return None
+        if route.role == SERVICE and settings.auth_service_routes == "network":
+            return None  # the deployment trusts the network for internal callers (see Settings)
+        return authorize(request.headers, route.role, self.context.client(verifier_from_settings))
 
-    Any other request goes to `api` when given (a function's own HTTP API), else answers 405.
-    With `dedupe`, an event whose (source, id) this process already handled is not handled again; it
-    gets the first answer again. `on_start` runs once, on the process's first request (register
-    scrape-time metrics there: never at import, which the gateway and CLI do for every function).
-    """
-    runtime = _Runtime(spec, on_start)
-    seen = _SeenEvents(DEDUPE_WINDOW if dedupe else 0)
-
-    def handle_event(request: flask.Request) -> flask.Response:
+    def handle_event(self, request: flask.Request, context: Context) -> flask.Response:
+        assert self.spec.on_event is not None
         try:
             (event,) = parse_http(
-                request.headers, request.get_data(), max_bytes=settings().max_event_bytes, allow_batch=False
+                request.headers,
+                request.get_data(),
+                max_bytes=context.settings.max_event_bytes,
+                allow_batch=False,
             )
         except EventTooLarge as exc:
             return error_response(str(exc), 413)
         except InvalidEvent as exc:
             return error_response(f"invalid CloudEvent: {exc}", 400)
         key = (event.source, event.id)
-        context = jsonlog.event_context(
+        fields = jsonlog.event_context(
             event.id, event.type, event_source=event.source, image_id=_image_id(event)
         )
-        with tracing.continued(event.get(tracing.TRACEPARENT), f"{spec.name} {event.type}"), context:
-            already, previous_reply = seen.get(key)
+        with tracing.continued(event.get(tracing.TRACEPARENT), f"{self.spec.name} {event.type}"), fields:
+            already, previous_reply = self._seen.get(key)
             if already:
                 log.info("duplicate event: answered as the first time")
                 return _event_response(previous_reply)
-            started = time.perf_counter()
-            outcome = "error"
-            try:
-                reply = on_event(event)
-                outcome = "ok"
-            except HttpError as exc:
-                outcome = "rejected"
-                log.warning("event refused: %s", exc.message)
-                raise
-            finally:
-                elapsed = time.perf_counter() - started
-                type_label = metrics.event_type_label(event.type, KNOWN_TYPES)
-                metrics.function_events.labels(spec.name, type_label, outcome).inc()
-                metrics.function_event_duration.labels(spec.name, type_label).observe(elapsed)
-                fields = log_fields(outcome=outcome, duration_ms=round(elapsed * 1000, 1))
-                log.info("event handled", extra=fields)
-            seen.add(key, reply)
+            reply = self._handled(event, context)
+            self._seen.add(key, reply)
             return _event_response(reply)
 
-    def dispatch(request: flask.Request) -> flask.Response:
-        if request.method == "POST" and request.path == "/":
-            return handle_event(request)
-        if api is not None:
-            return flask.current_app.make_response(_traced_request(spec, request, api))
-        return error_response(f"{spec.name} accepts CloudEvents by POST /", 405)
+    def _handled(self, event: CloudEvent, context: Context) -> CloudEvent | None:
+        """The handler's reply, with the event's metrics and its one `event handled` log line."""
+        assert self.spec.on_event is not None
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            reply = self.spec.on_event(event, context)
+            outcome = "ok"
+            return reply
+        except HttpError as exc:
+            outcome = "rejected"
+            log.warning("event refused: %s", exc.message)
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            type_label = metrics.event_type_label(event.type, KNOWN_TYPES)
+            metrics.function_events.labels(self.spec.name, type_label, outcome).inc()
+            metrics.function_event_duration.labels(self.spec.name, type_label).observe(elapsed)
+            log.info("event handled", extra=log_fields(outcome=outcome, duration_ms=round(elapsed * 1000, 1)))
 
-    def target(request: flask.Request) -> flask.Response:
-        return runtime.serve(request, dispatch)
 
-    return target
+def target(spec: FunctionSpec, settings: Settings | None = None) -> Callable[[flask.Request], flask.Response]:
+    """The functions-framework target of a function (`handle = target(SPEC)` in its main.py).
 
+    `settings` replaces the environment (tests); otherwise they are read once, on the first request.
+    """
+    app = FunctionApp(spec, settings)
 
-def http_function(spec: FunctionSpec, on_request: HttpHandler) -> Callable[[flask.Request], flask.Response]:
-    """The functions-framework target for an HTTP function; `on_request` may return any Flask answer."""
-    runtime = _Runtime(spec)
+    def handle(request: flask.Request) -> flask.Response:  # functions-framework wants a plain function
+        return app(request)
 
-    def handle_request(request: flask.Request) -> flask.Response:
-        return flask.current_app.make_response(_traced_request(spec, request, on_request))
-
-    def target(request: flask.Request) -> flask.Response:
-        return runtime.serve(request, handle_request)
-
-    return target
+    return handle

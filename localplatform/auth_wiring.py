@@ -7,12 +7,23 @@ the same verification runs against its keys and no dev issuer is served.
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
-from shared.auth.dev_issuer import DevRealm, ensure_dev_realm, mint_token
+import urllib3
+
+from shared.auth.dev_issuer import DevRealm, ensure_dev_realm, mint_service_token, mint_token
 from shared.settings import Settings
+
+log = logging.getLogger("datafrost.auth")
+SERVICE_TOKEN_TTL = 600  # seconds; renewed when less than a third is left
 
 DEV_REALM = "datafrost"
 CERTS_PATH = "/protocol/openid-connect/certs"
@@ -57,3 +68,75 @@ def _local_secret(path: Path) -> str:
     path.touch(mode=0o600)
     path.write_text(secret)
     return secret
+
+
+class ServiceCredentials:
+    """`Authorization` for the platform's own internal calls (the broker's deliveries, the gateway's
+    metrics scrape, the MinIO AMQP source): a service-role token, renewed before it expires.
+
+    Only URLs under `origin` (the internal listener) get it: a trigger's sink elsewhere never sees a
+    credential. The token is minted from the dev realm, or fetched with the client-credentials grant
+    from a real issuer (DATAFROST_AUTH_SERVICE_CLIENT_ID/_SECRET); without either there is none.
+    """
+
+    def __init__(self, origin: str, fetch: Callable[[], tuple[str, int]] | None) -> None:
+        self._origin = origin.rstrip("/") + "/"
+        self._fetch = fetch
+        self._token: tuple[str, float] | None = None  # (token, renew at monotonic time)
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str) -> dict[str, str]:
+        """The headers a request to `url` carries: Authorization for the internal origin, else none."""
+        if self._fetch is None or not url.startswith(self._origin):
+            return {}
+        return {"Authorization": f"Bearer {self.token()}"}
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._token[1]:
+                assert self._fetch is not None
+                token, ttl = self._fetch()
+                self._token = (token, time.monotonic() + ttl * 2 / 3)
+            return self._token[0]
+
+
+def service_credentials(config: Settings, auth: AuthSetup, internal_url: str) -> ServiceCredentials:
+    """The platform's credentials for its internal calls, from the dev realm or a real issuer."""
+    realm = auth.realm
+    if not config.auth_enabled:
+        return ServiceCredentials(internal_url, None)
+    if realm is not None:
+        return ServiceCredentials(
+            internal_url,
+            lambda: (
+                mint_service_token(realm, realm.service_client_id, SERVICE_TOKEN_TTL),
+                SERVICE_TOKEN_TTL,
+            ),
+        )
+    client_id, secret = config.auth_service_client_id, config.auth_service_client_secret
+    if config.auth_issuer and client_id and secret:
+        token_url = f"{config.auth_issuer}/protocol/openid-connect/token"
+        return ServiceCredentials(internal_url, lambda: _client_credentials(token_url, client_id, secret))
+    if config.auth_service_routes == "token":
+        log.warning(
+            "internal calls carry no token: set DATAFROST_AUTH_SERVICE_CLIENT_ID and _SECRET (a client "
+            "with the service role), or functions answer the broker's deliveries with 401"
+        )
+    return ServiceCredentials(internal_url, None)
+
+
+def _client_credentials(token_url: str, client_id: str, secret: str) -> tuple[str, int]:
+    """OAuth 2 client credentials (RFC 6749 4.4): the access token and its lifetime in seconds."""
+    form = urlencode({"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
+    answer = urllib3.request(
+        "POST",
+        token_url,
+        body=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10.0,
+        retries=False,
+    )
+    if answer.status != 200:
+        raise RuntimeError(f"the issuer refused the service client's credentials ({answer.status})")
+    body = json.loads(answer.data)
+    return str(body["access_token"]), int(body.get("expires_in", 60))

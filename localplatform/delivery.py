@@ -113,6 +113,9 @@ class Dispatcher:
     """
 
     def __init__(self, publish_reply: Callable[[CloudEvent], None], stopping: threading.Event) -> None:
+        # headers a subscriber URL gets besides the event's (the platform's service token for its own
+        # functions: `localplatform.auth_wiring.ServiceCredentials`); none by default
+        self.credentials: Callable[[str], dict[str, str]] = lambda url: {}
         self._publish_reply = publish_reply
         self._stopping = stopping
         self._http = urllib3.PoolManager(num_pools=64, maxsize=16, retries=False)
@@ -151,6 +154,11 @@ class Dispatcher:
         """One binary-mode POST; connection errors and timeouts become a 500, as Knative reports them."""
         headers, body = to_binary(event)
         headers.update(tracing.http_headers(event.get(tracing.TRACEPARENT)))
+        try:
+            headers.update(self.credentials(url))
+        except Exception as exc:  # the issuer is unreachable, say: retried like a failed POST
+            log.warning("no credentials for %s: %s", url, exc)
+            return Attempt(500, b"the platform could not get a service token", {})
         target = self._plain_http(url)
         if target is None:
             return self._post_urllib3(url, headers, body, timeout)

@@ -12,16 +12,16 @@ import logging
 import urllib3
 from werkzeug.wrappers import Request, Response
 
+from functions.registry import route_prefix, served_by
+from functions.spec import Serves
 from localplatform.processes import FunctionStartError, ProcessManager
 from shared.errors import error_body
 
 log = logging.getLogger("datafrost.ext-authz")
-AUTHZ_FUNCTION = "authz"
-CHECK_PREFIX = "/check"
 FORWARDED_HEADERS = ("Host", "Authorization", "Content-Length")
 MAX_BODY_BYTES = 8192  # Kourier/Envoy forward at most this much of the body to the authz service
 PARTIAL_BODY_HEADER = "x-envoy-auth-partial-body"
-ANSWER_HEADERS = ("Content-Type", "WWW-Authenticate")
+ANSWER_HEADERS = ("Content-Type", "WWW-Authenticate", "Allow")
 INTERNAL_HEADER_PREFIX = "x-datafrost-"  # identity headers only authz may set: a client's are dropped
 TIMEOUT = urllib3.Timeout(connect=2.0, read=10.0)
 
@@ -30,6 +30,8 @@ class ExtAuthz:
     """Asks authz about each request; fails closed when authz cannot answer."""
 
     def __init__(self, processes: ProcessManager) -> None:
+        authz, check = served_by(Serves.EXT_AUTHZ)  # the function that plays Kourier's ext-authz service
+        self._function, self._prefix = authz.name, route_prefix(check.path)
         self._processes = processes
         self._http = urllib3.PoolManager(maxsize=32, retries=False)
 
@@ -40,9 +42,9 @@ class ExtAuthz:
         headers["Content-Length"] = str(len(body))
         if request.content_length and request.content_length > len(body):
             headers[PARTIAL_BODY_HEADER] = "true"
-        target = CHECK_PREFIX + path + ("?" + request.query_string.decode() if request.query_string else "")
+        target = self._prefix + path + ("?" + request.query_string.decode() if request.query_string else "")
         try:
-            with self._processes.functions[AUTHZ_FUNCTION].use() as base:
+            with self._processes.functions[self._function].use() as base:
                 answer = self._http.request(
                     request.method, base + target, body=body, headers=headers, timeout=TIMEOUT
                 )

@@ -19,8 +19,8 @@ from werkzeug.wrappers import Request, Response
 from eventing.http_codec import parse_http
 from eventing.trigger import Trigger
 from eventing.validation import EventTooLarge, InvalidEvent
-from localplatform.broker.base import Broker
-from localplatform.broker.rabbitmq import BrokerUnavailable
+from functions.registry import BROKER_PATH, TRIGGERS_PATH
+from localplatform.broker.base import Broker, BrokerUnavailable
 from localplatform.ext_authz import ExtAuthz, strip_internal_headers
 from localplatform.metrics_aggregate import merge
 from localplatform.processes import FunctionStartError, ProcessManager
@@ -30,8 +30,6 @@ from shared.auth.policy import host_function
 from shared.errors import error_body
 
 log = logging.getLogger("datafrost.gateway")
-BROKER_PATH = "/brokers/default"
-TRIGGERS_PATH = f"{BROKER_PATH}/triggers"
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -67,6 +65,7 @@ class Gateway:
         max_event_bytes: int,
         managed_triggers: frozenset[str] = frozenset(),
         authz: ExtAuthz | None = None,
+        credentials: Callable[[str], dict[str, str]] = lambda url: {},
     ) -> None:
         self.authz = authz  # None on the internal (cluster-local) listener: no check there
         self.public_origin = ""  # set by the runner once both listeners are bound
@@ -76,6 +75,7 @@ class Gateway:
         self.processes = processes
         self.trigger_store = triggers
         self.max_event_bytes = max_event_bytes
+        self.credentials = credentials  # the service token for the platform's own calls (metrics)
         self._http = urllib3.PoolManager(num_pools=64, maxsize=32, retries=False)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -124,7 +124,11 @@ class Gateway:
             if not fn.running or port is None:
                 continue
             try:
-                answer = self._http.request("GET", f"http://127.0.0.1:{port}/metrics", timeout=2.0)
+                # a function's /metrics needs the service role: the gateway asks as the platform
+                headers = self.credentials(self.internal_origin + "/")
+                answer = self._http.request(
+                    "GET", f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=2.0
+                )
             except urllib3.exceptions.HTTPError:
                 continue  # stopped meanwhile: it has nothing to report
             if answer.status == 200:

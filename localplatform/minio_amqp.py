@@ -3,11 +3,13 @@
 MinIO (`internal/event/target/amqp.go`) declares its exchange and publishes each notification as a
 message with content type `application/json`, headers `minio-bucket` and `minio-event`, and the same
 `{"EventName", "Key", "Records"}` body as its webhook. This consumer declares a durable queue bound to
-that exchange with the routing key, decodes each message with `pipeline.minio_codec`, hands the
-CloudEvents to `publish`, and acknowledges only once `publish` returned: a failure is nacked and
-requeued (retried after `retry_delay`), so nothing is lost. A message that is not a MinIO
-notification can never succeed: it is rejected without requeue (dead-lettered if the queue has a
-dead-letter exchange) and logged.
+that exchange with the routing key and, as the RabbitmqSource's adapter does on Knative, POSTs each
+message as a binary `dev.knative.rabbitmq.event` (`eventing.rabbitmq_source`) to its sink:
+storage-events' `/rabbitmq` route, which decodes and publishes exactly as on a cluster. A message is
+acknowledged only once the sink answered 2xx; a retried answer (5xx, 404, 408, 409, 429, no answer)
+is nacked and requeued (retried after `retry_delay`), so nothing is lost; any other answer (400:
+not a MinIO notification) can never succeed: the message is rejected without requeue (dead-lettered
+if the queue has a dead-letter exchange) and logged.
 
 MinIO side, for example: `mc admin config set ALIAS notify_amqp:datafrost url=amqp://...
 exchange=minio exchange_type=direct routing_key=minio.events durable=on delivery_mode=2
@@ -17,20 +19,20 @@ exist yet (as durable `exchange_type`), so an exchange MinIO made is used as it 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 
 import pika
 import pika.exceptions
+import urllib3
 from pika.adapters.blocking_connection import BlockingChannel
 
-from eventing.cloudevent import CloudEvent
-from pipeline.minio_codec import cloudevents_from_notification
+from eventing.http_codec import to_binary
+from eventing.rabbitmq_source import from_message, source_of
 
 log = logging.getLogger("datafrost.minio_amqp")
-Publish = Callable[[list[CloudEvent]], None]
+RETRIED = frozenset({404, 408, 409, 429})  # and every 5xx: the delivery rules' retried answers
 
 
 class MinioAmqpSource:
@@ -42,8 +44,9 @@ class MinioAmqpSource:
         exchange: str,
         routing_key: str,
         queue_name: str,
-        publish: Publish,
+        sink: str,
         *,
+        credentials: Callable[[str], dict[str, str]] = lambda url: {},
         exchange_type: str = "direct",
         retry_delay: float = 1.0,
     ) -> None:
@@ -51,7 +54,10 @@ class MinioAmqpSource:
         self.exchange, self.routing_key, self.queue_name = exchange, routing_key, queue_name
         self.exchange_type = exchange_type
         self.retry_delay = retry_delay
-        self._publish = publish
+        self.sink = sink
+        self._credentials = credentials
+        self._source = source_of("local", "minio-notifications", queue_name)
+        self._http = urllib3.PoolManager(retries=False)
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,29 +109,44 @@ class MinioAmqpSource:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=1)
             self._ready.set()
-            for method, _properties, body in channel.consume(self.queue_name, inactivity_timeout=0.2):
+            for method, properties, body in channel.consume(self.queue_name, inactivity_timeout=0.2):
                 if self._stopping.is_set():
                     break
                 if method is not None:
-                    self._handle(channel, method.delivery_tag, body)
+                    self._handle(channel, method.delivery_tag, body, properties)
             channel.cancel()
         finally:
             if connection.is_open:
                 connection.close()
 
-    def _handle(self, channel: BlockingChannel, tag: int, body: bytes) -> None:
+    def _post(self, body: bytes, properties: pika.BasicProperties) -> int:
+        """The sink's answer to the message's RabbitmqSource event (500 when it did not answer)."""
+        event = from_message(
+            body,
+            source=self._source,
+            content_type=properties.content_type,
+            message_id=properties.message_id,
+            timestamp=properties.timestamp,
+        )
+        headers, data = to_binary(event)
         try:
-            events = cloudevents_from_notification(json.loads(body))
-        except ValueError as exc:
-            log.error("dropping a message that is not a MinIO notification: %s", exc)
-            channel.basic_reject(tag, requeue=False)
-            return
-        try:
-            if events:
-                self._publish(events)
-        except Exception as exc:
-            log.warning("publish failed, message requeued: %s", exc)
+            headers.update(self._credentials(self.sink))
+            answer = self._http.request("POST", self.sink, body=data, headers=headers, timeout=30.0)
+        except Exception as exc:  # no answer (or no credentials): retried, as Knative's sources do
+            log.warning("the sink did not answer: %s", exc)
+            return 500
+        return answer.status
+
+    def _handle(
+        self, channel: BlockingChannel, tag: int, body: bytes, properties: pika.BasicProperties
+    ) -> None:
+        status = self._post(body, properties)
+        if 200 <= status < 300:
+            channel.basic_ack(tag)
+        elif status >= 500 or status in RETRIED:
+            log.warning("the sink answered %d: message requeued", status)
             channel.basic_nack(tag, requeue=True)
             self._stopping.wait(self.retry_delay)
-            return
-        channel.basic_ack(tag)
+        else:
+            log.error("the sink refused a message for good (%d): dropped", status)
+            channel.basic_reject(tag, requeue=False)

@@ -16,19 +16,19 @@ import waitress
 import waitress.server
 
 from eventing.trigger import Trigger
-from functions.registry import all_specs
-from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
-from localplatform.auth_wiring import AuthSetup, prepare_auth
-from localplatform.broker.base import Broker
+from functions.registry import BROKER_PATH, all_specs, dead_letter_sink
+from functions.spec import FunctionSpec
+from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials
+from localplatform.broker.base import Broker, BrokerUnavailable
 from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
-from localplatform.gateway import BROKER_PATH, Gateway
+from localplatform.gateway import Gateway
 from localplatform.processes import ProcessManager, free_port
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerStore
 from shared import metrics
 from shared.lazy import once
-from shared.settings import from_env
+from shared.settings import Settings, from_env
 
 log = logging.getLogger("datafrost.dev")
 # waitress warns whenever a request waits for a free thread; under load that is normal, not news
@@ -37,10 +37,12 @@ logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 @dataclass(frozen=True)
 class DevOptions:
+    """How `datafrost dev` runs; `extra_env` overrides the environment the settings are read from
+    (the CLI's --broker, --store and --db arrive there as DATAFROST_BROKER, _STORE and _<NAME>_DB)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path(".datafrost")
-    broker: str = "memory"
     idle_seconds: float = 60.0
     keep_warm: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -52,7 +54,7 @@ def make_broker(url: str, name: str = "default", queue_type: str = "classic") ->
     if url.startswith(("amqp://", "amqps://")):
         import pika.exceptions
 
-        from localplatform.broker.rabbitmq import BrokerUnavailable, RabbitMQBroker
+        from localplatform.broker.rabbitmq import RabbitMQBroker
 
         try:
             return RabbitMQBroker(url, name=name, queue_type=queue_type)
@@ -62,19 +64,20 @@ def make_broker(url: str, name: str = "default", queue_type: str = "classic") ->
     raise ValueError(f"--broker must be 'memory' or an amqp:// URL, got {url!r}")
 
 
-def function_triggers(specs: tuple[FunctionSpec, ...], base_url: str) -> list[Trigger]:
+def function_triggers(specs: tuple[FunctionSpec, ...], base_url: str, config: Settings) -> list[Trigger]:
     """The registry's triggers, pointed at the functions through the gateway (which activates them)."""
+    sink = dead_letter_sink()
     triggers = []
     for spec in specs:
         for t in spec.triggers:
             delivery = t.delivery
-            if t.dead_letters and spec.name != DEAD_LETTERS_FUNCTION:
-                delivery = replace(delivery, dead_letter_sink=f"{base_url}/{DEAD_LETTERS_FUNCTION}/")
+            if t.dead_letters and sink is not None and spec.name != sink.name:
+                delivery = replace(delivery, dead_letter_sink=f"{base_url}/{sink.name}/")
             triggers.append(
                 Trigger(
                     name=spec.trigger_name(t),
                     subscriber=f"{base_url}/{spec.name}{t.path}",
-                    filter=dict(t.filter),
+                    filter=t.resolved_filter(config),
                     delivery=delivery,
                     parallelism=t.parallelism,
                 )
@@ -158,6 +161,7 @@ class DevPlatform:
         self.server: GatewayServer | None = None
         self.internal_server: GatewayServer | None = None
         self.auth = AuthSetup({}, None)
+        self.settings = from_env({**os.environ, **options.extra_env})  # what every process reads
         self.broker: Broker | None = None
         self.processes: ProcessManager | None = None
         self._threads: list[threading.Thread] = []
@@ -177,8 +181,8 @@ class DevPlatform:
         return f"http://{host}:{self.server.port}"
 
     def start(self) -> None:
-        configured = from_env({**os.environ, **self.options.extra_env})
-        broker = make_broker(self.options.broker, configured.broker_name, configured.amqp_queue_type)
+        configured = self.settings
+        broker = make_broker(configured.broker_url, configured.broker_name, configured.amqp_queue_type)
         self.broker = broker
         store = TriggerStore(self.data_dir / "triggers.json")
         # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
@@ -195,8 +199,10 @@ class DevPlatform:
             "DATAFROST_PUBLIC_URL": self.public_url,
         }
         self.processes = ProcessManager(self.specs, env, self.options.idle_seconds, self.options.keep_warm)
-        registry_triggers = function_triggers(self.specs, self.internal_url)
-        settings = from_env(env)
+        settings = self.settings = from_env(env)
+        registry_triggers = function_triggers(self.specs, self.internal_url, settings)
+        credentials = service_credentials(settings, self.auth, self.internal_url)
+        broker.dispatcher.credentials = credentials
         for server, authz in ((self.server, ExtAuthz(self.processes) if settings.auth_enabled else None),
                               (self.internal_server, None)):  # fmt: skip
             server.app = Gateway(
@@ -206,11 +212,12 @@ class DevPlatform:
                 max_event_bytes=settings.max_event_bytes,
                 managed_triggers=frozenset(t.name for t in registry_triggers),
                 authz=authz,
+                credentials=credentials,
             )
             server.app.public_origin, server.app.internal_origin = self.public_url, self.internal_url
         for trigger in [*registry_triggers, *store.load()]:
             broker.set_trigger(trigger)
-        self._storage = start_storage(settings, self.internal_url, self.data_dir, broker)
+        self._storage = start_storage(settings, self.internal_url, self.data_dir, credentials)
         _LIVE.add(self)
         _register_queue_depth()
         self.processes.start()

@@ -1,27 +1,28 @@
 """The storage side of `datafrost dev`: buckets created on start, and notifications into the pipeline.
 
 With the local store a `BucketWatcher` plays MinIO's part: every object put, deleted or copied into a
-bucket's folder becomes a MinIO-format notification POSTed to the `storage-events` webhook, the same
-path a real MinIO takes. With `DATAFROST_STORAGE_AMQP_URL` a `MinioAmqpSource` consumes MinIO's AMQP
-target instead (what a RabbitmqSource does on Knative).
+bucket's folder becomes a MinIO-format notification POSTed to the webhook the registry names
+(storage-events), the same path a real MinIO takes. With `DATAFROST_STORAGE_AMQP_URL` a
+`MinioAmqpSource` consumes MinIO's AMQP target and POSTs each message to the registry's AMQP
+notification route, as a RabbitmqSource does on Knative.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import urllib3
 
-from localplatform.broker.base import Broker
+from functions.registry import on_gateway, served_by
+from functions.spec import Serves
 from shared.objectstore.factory import open_store
 from shared.settings import Settings
 
 log = logging.getLogger("datafrost.storage")
-STORAGE_EVENTS_PATH = "/storage-events/"
 
 
 class _Stoppable(Protocol):
@@ -46,7 +47,9 @@ class WebhookNotifier:
             raise RuntimeError(f"storage-events answered {response.status}: {response.data[:200]!r}")
 
 
-def start_storage(config: Settings, gateway_url: str, data_dir: Path, broker: Broker) -> list[_Stoppable]:
+def start_storage(
+    config: Settings, gateway_url: str, data_dir: Path, credentials: Callable[[str], dict[str, str]]
+) -> list[_Stoppable]:
     """Create the buckets and start whatever turns object changes into events; returns what to stop."""
     store = open_store(config)
     buckets: Sequence[str] = (config.uploads_bucket, config.variants_bucket)
@@ -56,7 +59,10 @@ def start_storage(config: Settings, gateway_url: str, data_dir: Path, broker: Br
     if config.store == "local":
         from localplatform.bucket_watcher import BucketWatcher
 
-        notify = WebhookNotifier(gateway_url + STORAGE_EVENTS_PATH, config.storage_events_token)
+        function, webhook = served_by(Serves.STORAGE_WEBHOOK)
+        notify = WebhookNotifier(
+            gateway_url + on_gateway(function.name, webhook.path), config.storage_events_token
+        )
         watcher = BucketWatcher(
             config.local_store_root, list(buckets), notify, data_dir / "bucket-watcher.db"
         )
@@ -69,7 +75,13 @@ def start_storage(config: Settings, gateway_url: str, data_dir: Path, broker: Br
             config.storage_amqp_exchange,
             config.storage_amqp_routing_key,
             f"datafrost.{config.broker_name}.minio-events",
-            broker.publish,
+            gateway_url + on_gateway(*_path_of(Serves.STORAGE_AMQP)),
+            credentials=credentials,
         )
         running.append(source.start())
     return running
+
+
+def _path_of(part: Serves) -> tuple[str, str]:
+    function, route = served_by(part)
+    return function.name, route.path

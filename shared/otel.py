@@ -13,16 +13,27 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from shared.lazy import once
-from shared.settings import settings
+from shared.settings import Settings
 
 log = logging.getLogger("datafrost.otel")
+_tracers: list[Any] = []  # the process's tracer, once `configure` made one
 
 
-@once
 def tracer() -> Any | None:
-    """The process's tracer, or None when export is not configured or the packages are missing."""
-    config = settings()
+    """The process's tracer, or None when export is not configured (see `configure`)."""
+    return _tracers[0] if _tracers else None
+
+
+def configure(config: Settings) -> None:
+    """Once per process, with its settings (the function runtime calls it on the first request)."""
+    if not _tracers:
+        made = _make_tracer(config)
+        if made is not None:
+            _tracers.append(made)
+
+
+def _make_tracer(config: Settings) -> Any | None:
+    """A tracer exporting over OTLP/HTTP, or None when no endpoint is set or the packages are missing."""
     if config.otel_endpoint is None:
         return None
     try:

@@ -1,12 +1,14 @@
-"""Typed settings, read once from the environment (DATAFROST_* plus Knative's runtime contract)."""
+"""Typed settings, read once from the environment (DATAFROST_* plus Knative's runtime contract).
+
+There is no global: each process builds its settings once (`from_env`) and hands them on. A function
+gets them from the runtime in its `Context`; `datafrost dev` builds them from its flags.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +31,7 @@ class Settings:
     data_dir: Path
     log_level: str
     max_event_bytes: int
-    broker_url: str  # "memory" or amqp://...
+    broker_url: str  # DATAFROST_BROKER (`datafrost dev --broker`): "memory" or amqp://...
     broker_name: str  # names the broker's exchange and queues in RabbitMQ
     amqp_queue_type: str  # classic or quorum
     databases: Mapping[str, str]  # service -> URL, from DATAFROST_<SERVICE>_DB
@@ -67,6 +69,11 @@ class Settings:
     # ext-authz check without a token. Only for Kourier: its public listener has no route for such
     # hosts. Empty (the default) trusts no host; the local gateway has its own cluster-local listener.
     auth_cluster_local_suffixes: tuple[str, ...] = ()
+    # DATAFROST_AUTH_SERVICE_ROUTES: how a function checks its routes that need the service role (its
+    # event endpoint, /metrics, ...): "token" (default: a service-role token, as `datafrost dev`'s
+    # broker sends) or "network" (the deployment lets only internal callers reach them: on Knative
+    # until deliveries carry tokens, cluster-local visibility and NetworkPolicies decide).
+    auth_service_routes: str = "token"
     # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT: export spans (shared.otel) when
     # set and the `otel` extra is installed; the exporter reads the rest of OTel's own OTEL_* settings.
     otel_endpoint: str | None = None
@@ -84,6 +91,11 @@ class Settings:
     def local_store_root(self) -> Path:
         """Where the embedded object store keeps buckets (one folder per bucket)."""
         return (self.data_dir / "buckets").resolve()
+
+
+def database_variable(service: str) -> str:
+    """The variable that names a service's own database: DATAFROST_<SERVICE>_DB (`-` becomes `_`)."""
+    return f"DATAFROST_{service.upper().replace('-', '_')}_DB"
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -105,6 +117,14 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     if raw in ("off", "false", "0", "no"):
         return False
     raise ValueError(f"{name} must be on or off, got {raw!r}")
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ValueError(f"{name} must be {' or '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _suffixes(raw: str) -> tuple[str, ...]:
@@ -170,13 +190,8 @@ def from_env(env: dict[str, str]) -> Settings:
         auth_service_client_id=env.get("DATAFROST_AUTH_SERVICE_CLIENT_ID") or None,
         auth_service_client_secret=env.get("DATAFROST_AUTH_SERVICE_CLIENT_SECRET") or None,
         auth_cluster_local_suffixes=_suffixes(env.get("DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES", "")),
+        auth_service_routes=_choice(env, "DATAFROST_AUTH_SERVICE_ROUTES", ("token", "network")),
         otel_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or None,
     )
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process's settings, read from os.environ on first use."""
-    return from_env(dict(os.environ))

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from deploy.common import IMAGE, NAMESPACE
-from deploy.serving import RESOURCES
+from deploy.serving import container_resources
 from functions.registry import all_specs
-from functions.spec import TARGET, Scaling, relative_source
+from functions.spec import TARGET, Resources, Scaling, relative_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT.parent / "shared" / "data" / "func" / "func_yaml-schema.json"
@@ -37,7 +37,7 @@ def test_func_yaml_builds_the_image_the_manifests_deploy() -> None:
     spec = func_yaml()
     assert (spec["runtime"], spec["build"]["builder"]) == ("python", "s2i")
     assert (spec["image"], spec["namespace"], spec["deploy"]["namespace"]) == (IMAGE, NAMESPACE, NAMESPACE)
-    assert spec["deploy"]["options"]["resources"] == RESOURCES
+    assert spec["deploy"]["options"]["resources"] == container_resources(Resources())
     assert spec["deploy"]["options"]["scale"] == {"min": Scaling().min_scale, "max": Scaling().max_scale}
     envs = {e["name"]: e["value"] for e in spec["run"]["envs"]}
     sources = {relative_source(s.name) for s in all_specs()}

@@ -2,12 +2,13 @@
 
 Consumes / emits: no events (kind http).
 
-Ext-authz (`/check/<original path>`): Kourier, configured with KOURIER_EXTAUTHZ_PROTOCOL=http and
-KOURIER_EXTAUTHZ_PATHPREFIX=/check, sends each client request's method and path under that prefix,
+Ext-authz (`/check/<original path>`): Kourier, configured with `extauthz-protocol: http` and
+`extauthz-path-prefix: /check`, sends each client request's method and path under that prefix,
 with only Host, Authorization and Content-Length (and at most the first 8 KiB of the body, which is
 never read). The answer:
 
-- 200: allowed, because the route is public (`shared.auth.policy`), auth is off (DATAFROST_AUTH=off),
+- 200: allowed, because the route is public (the registry's table: every function's spec declares
+  the role of each of its routes, `functions.registry.gateway_policy`), auth is off (DATAFROST_AUTH=off),
   the Host is cluster-local (DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES, set on Knative: Kourier's public
   listener has no route for such a host, so only in-cluster callers get through with it; user-facing
   routes still verify the token in the function), or the bearer token verifies and its roles cover
@@ -17,7 +18,8 @@ never read). The answer:
   forward upstream;
 - 401 `{"error": reason}` + `WWW-Authenticate: Bearer ...`: no token, or a token that does not verify;
 - 403: the token is valid but its roles do not cover the route;
-- 400: a path with `.`/`..` segments; 503: the identity provider's keys are unavailable (fail closed).
+- 400: a path with `.`/`..` segments; 404: no function or gateway route declares the path;
+- 503: the identity provider's keys are unavailable (fail closed).
 
 Dev issuer (Keycloak's protocol, see `functions.authz.oidc`; the gateway maps `/authz/<rest>` here):
 `GET /realms/<realm>/.well-known/openid-configuration`, `GET /realms/<realm>/protocol/openid-connect/certs`,
@@ -35,35 +37,30 @@ from urllib.parse import quote
 import flask
 
 from functions.authz import oidc
-from functions.runtime import error_response, http_function
-from functions.spec import FunctionSpec, Scaling
+from functions.context import Call
+from functions.registry import gateway_policy
+from functions.runtime import error_response, target
+from functions.spec import PUBLIC, FunctionSpec, RouteHandler, Scaling, Serves, route
+from shared.auth.access import Denied, authorize
 from shared.auth.dev_issuer import DevRealm, ensure_dev_realm
 from shared.auth.identity import KNOWN_ROLES
-from shared.auth.policy import RefusedPath, gateway_path, required_role
-from shared.auth.verify import AuthUnavailable, InvalidToken, bearer_token, default_verifier, issuer_of
-from shared.lazy import once
+from shared.auth.policy import NoRoute, RefusedPath, gateway_path
+from shared.auth.verify import issuer_of, verifier_from_settings
+from shared.errors import HttpError
 from shared.logging import log_fields
-from shared.settings import settings
+from shared.settings import Settings
 
-SPEC = FunctionSpec(
-    name="authz",
-    kind="http",
-    description="Auth: ext-authz check for the gateway, and the dev OpenID issuer",
-    scaling=Scaling(min_scale=1),  # in every request's path: never cold
-)
 CHECK_PREFIX = "/check"
+ANY_METHOD = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 log = logging.getLogger("datafrost.authz")
 
 
-@once
-def dev_realm() -> DevRealm:
-    config = settings()
+def dev_realm(config: Settings) -> DevRealm:
     return ensure_dev_realm(
         config.data_dir, issuer_of(config), audience=config.auth_audience, client=config.auth_client
     )
 
 
-@once
 def function_names() -> frozenset[str]:
     """Every function's name, for host routing (`<function>.<domain>`)."""
     from functions.registry import all_specs
@@ -71,19 +68,15 @@ def function_names() -> frozenset[str]:
     return frozenset(spec.name for spec in all_specs())
 
 
-def _deny(
-    status: int, reason: str, method: str, path: str, *, bad_token: bool = False, user: str | None = None
-) -> flask.Response:
-    fields: dict[str, object] = {"method": method, "path": path[:200], "status": status, "reason": reason}
-    if user is not None:
-        fields["user"] = user
+def _deny(denied: Denied, method: str, path: str) -> flask.Response:
+    fields: dict[str, object] = {"method": method, "path": path[:200], "status": denied.status}
+    fields["reason"] = denied.reason
+    if denied.user is not None:
+        fields["user"] = denied.user
     log.info("request denied", extra=log_fields(**fields))
-    response = error_response(reason, status)
-    if status == 401:
-        challenge = 'Bearer realm="datafrost"'
-        if bad_token:
-            challenge += f', error="invalid_token", error_description="{reason}"'
-        response.headers["WWW-Authenticate"] = challenge
+    response = error_response(denied.reason, denied.status)
+    if denied.challenge:
+        response.headers["WWW-Authenticate"] = denied.challenge
     return response
 
 
@@ -92,37 +85,36 @@ def header_value(text: str) -> str:
     return quote(text, safe="@._-+~!$&'()*,;=:")
 
 
-def is_cluster_local(host: str | None) -> bool:
+def is_cluster_local(host: str | None, config: Settings) -> bool:
     """A Host only in-cluster callers can route with (DATAFROST_AUTH_CLUSTER_LOCAL_SUFFIXES)."""
     hostname = (host or "").strip().lower()
     if not hostname.startswith("["):
         hostname = hostname.rsplit(":", 1)[0]
-    return any(hostname.endswith(suffix) for suffix in settings().auth_cluster_local_suffixes)
+    return any(hostname.endswith(suffix) for suffix in config.auth_cluster_local_suffixes)
 
 
-def check(request: flask.Request) -> flask.Response:
+def check(call: Call) -> flask.Response:
     """The ext-authz decision for the original request under the /check prefix."""
+    request, config = call.request, call.settings
     method = request.method
     original = request.path[len(CHECK_PREFIX) :] or "/"
-    if not settings().auth_enabled or is_cluster_local(request.host):
+    if not config.auth_enabled or is_cluster_local(request.host, config):
         return flask.Response(status=200)
     try:
-        role = required_role(method, gateway_path(request.host, original, function_names()))
+        role = gateway_policy().role(method, gateway_path(request.host, original, function_names()))
     except RefusedPath as exc:
-        return _deny(400, str(exc), method, original)
-    if role is None:
+        return _deny(Denied(400, str(exc)), method, original)
+    except NoRoute as exc:  # refused at the edge, whatever the token: 405 with Allow, or 404
+        response = _deny(Denied(405 if exc.allowed else 404, str(exc)), method, original)
+        if exc.allowed:
+            response.headers["Allow"] = ", ".join(exc.allowed)
+        return response
+    if role == PUBLIC:
         return flask.Response(status=200)
-    token = bearer_token(request.headers)
-    if token is None:
-        return _deny(401, "authentication required: send Authorization: Bearer <token>", method, original)
     try:
-        identity = default_verifier().verify(token)
-    except InvalidToken as exc:
-        return _deny(401, exc.reason, method, original, bad_token=True)
-    except AuthUnavailable:
-        return _deny(503, "the identity provider is unavailable; try again shortly", method, original)
-    if not identity.can(role):
-        return _deny(403, f"the {role} role is required", method, original, user=identity.owner)
+        identity = authorize(request.headers, role, call.client(verifier_from_settings))
+    except Denied as denied:
+        return _deny(denied, method, original)
     response = flask.Response(status=200)
     response.headers["x-datafrost-user"] = header_value(identity.owner)
     response.headers["x-datafrost-subject"] = header_value(identity.subject)
@@ -130,24 +122,50 @@ def check(request: flask.Request) -> flask.Response:
     return response
 
 
-def issuer(request: flask.Request) -> flask.Response:
-    """The dev issuer's routes; 404 when the dev issuer is not in use."""
-    if not settings().auth_dev_issuer:
-        return error_response("this platform has no dev issuer (it uses an external identity provider)", 404)
-    parts = request.path.strip("/").split("/", 2)
-    if parts[0] == "dev" and request.path.rstrip("/") == "/dev/token":
-        return oidc.dev_token(request, dev_realm())
-    if parts[0] == "realms" and len(parts) == 3:
-        return oidc.realm_route(request, dev_realm(), parts[1], parts[2])
-    return error_response(f"no route for {request.method} {request.path}", 404)
+def _issuer(call: Call) -> DevRealm:
+    """The dev realm; 404 when the dev issuer is not in use."""
+    if not call.settings.auth_dev_issuer:
+        raise HttpError("this platform has no dev issuer (it uses an external identity provider)", 404)
+    return call.client(dev_realm)
 
 
-def on_request(request: flask.Request) -> flask.Response:
-    if request.path == CHECK_PREFIX or request.path.startswith(CHECK_PREFIX + "/"):
-        return check(request)
-    if request.path.startswith(("/realms/", "/dev/")):
-        return issuer(request)
-    return error_response(f"no route for {request.method} {request.path}", 404)
+DISCOVERY = ".well-known/openid-configuration"
+CERTS = "protocol/openid-connect/certs"
+TOKEN = "protocol/openid-connect/token"
 
 
-handle = http_function(SPEC, on_request)
+def realm_endpoint(endpoint: str) -> RouteHandler:
+    """The handler of one of Keycloak's realm endpoints (`/realms/<realm>/<endpoint>`)."""
+
+    def handler(call: Call) -> flask.Response:
+        return oidc.realm_route(call.request, _issuer(call), call.params["realm"], endpoint)
+
+    return handler
+
+
+def dev_token(call: Call) -> flask.Response:
+    return oidc.dev_token(call.request, _issuer(call))
+
+
+SPEC = FunctionSpec(
+    name="authz",
+    description="Auth: ext-authz check for the gateway, and the dev OpenID issuer",
+    routes=(
+        # Kourier's check: public itself (it decides; the token it checks is the client's own)
+        route(ANY_METHOD, CHECK_PREFIX, PUBLIC, check, serves=Serves.EXT_AUTHZ),
+        route(ANY_METHOD, CHECK_PREFIX + "/<path:original>", PUBLIC, check),
+        route(
+            "GET",
+            f"/realms/<realm>/{DISCOVERY}",
+            PUBLIC,
+            realm_endpoint(DISCOVERY),
+            serves=Serves.TOKEN_ISSUER,
+        ),
+        route("GET", f"/realms/<realm>/{CERTS}", PUBLIC, realm_endpoint(CERTS)),
+        route("POST", f"/realms/<realm>/{TOKEN}", PUBLIC, realm_endpoint(TOKEN)),
+        # a token without a password: the handler answers callers on this machine only
+        route("POST", "/dev/token", PUBLIC, dev_token),
+    ),
+    scaling=Scaling(min_scale=1),  # in every request's path: never cold
+)
+handle = target(SPEC)

@@ -3,65 +3,75 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import flask
 
 from eventing.cloudevent import CloudEvent
 from functions.catalog.queries import MAX_PAGE, CatalogReader, ImageFilter
 from functions.catalog.repository import CatalogWriter
+from functions.context import Call, Context
 from functions.replies import payload_of
 from functions.runtime import json_response
 from pipeline import events
+from pipeline.ownership import owner_scope
 from shared import metrics
 from shared.db import engine
 from shared.errors import HttpError, NotFound, PermanentEventError
-from shared.lazy import once
 from shared.objectstore import ObjectNotFound
-from shared.objectstore.factory import process_store as store
-from shared.settings import settings
+from shared.objectstore.factory import open_store
+from shared.settings import Settings
 
 log = logging.getLogger("datafrost.catalog")
 
 
-@once
-def writer() -> CatalogWriter:
-    return CatalogWriter(engine(settings().database_url("catalog")))
+NAME = "catalog"
 
 
-@once
-def reader() -> CatalogReader:
-    return CatalogReader(writer().engine)
+@dataclass(frozen=True)
+class CatalogDb:
+    """The catalog's own database: events write through `writer`, the API reads through `reader`."""
+
+    writer: CatalogWriter
+    reader: CatalogReader
 
 
-def images_by_status() -> dict[str, int]:
-    """For the `datafrost_catalog_images` gauge; empty (no sample) while the database is unreachable."""
-    try:
-        return reader().count_by_status()
-    except Exception as exc:  # a scrape must not fail with the database
-        log.warning("cannot count images for metrics: %s", exc)
-        return {}
+def open_catalog(config: Settings) -> CatalogDb:
+    """Connects (and creates the schema) on first use: DATAFROST_CATALOG_DB, else SQLite."""
+    writer = CatalogWriter(engine(config.database_url(NAME)))
+    return CatalogDb(writer, CatalogReader(writer.engine))
 
 
-def register_metrics() -> None:
+def register_metrics(context: Context) -> None:
+    """The `datafrost_catalog_images` gauge, read at scrape time (registered once per process)."""
+
+    def images_by_status() -> dict[str, int]:
+        try:
+            return context.client(open_catalog).reader.count_by_status()
+        except Exception as exc:  # a scrape must not fail with the database; no sample meanwhile
+            log.warning("cannot count images for metrics: %s", exc)
+            return {}
+
     metrics.register_gauge(
         metrics.CATALOG_IMAGES, "Images in the catalog by status.", "status", images_by_status
     )
 
 
-def apply_event(event: CloudEvent) -> None:
+def apply_event(event: CloudEvent, context: Context) -> None:
     """Record one event; an event whose data does not fit its type is refused for good (422)."""
+    writer = context.client(open_catalog).writer
     if event.type == events.OBJECT_CREATED:
         created = payload_of(event, events.ObjectCreated)
-        writer().object_created(events.image_id(created.bucket, created.key), created)
+        writer.object_created(events.image_id(created.bucket, created.key), created)
     elif event.type == events.OBJECT_REMOVED:
         removed = payload_of(event, events.ObjectRemoved)
-        writer().removed(events.image_id(removed.bucket, removed.key), removed)
+        writer.removed(events.image_id(removed.bucket, removed.key), removed)
     elif event.type == events.IMAGE_ANALYZED:
-        writer().analyzed(payload_of(event, events.ImageAnalyzed))
+        writer.analyzed(payload_of(event, events.ImageAnalyzed))
     elif event.type == events.IMAGE_THUMBNAILED:
-        writer().thumbnailed(payload_of(event, events.ImageThumbnailed))
+        writer.thumbnailed(payload_of(event, events.ImageThumbnailed))
     elif event.type == events.IMAGE_REJECTED:
-        writer().rejected(payload_of(event, events.ImageRejected))
+        writer.rejected(payload_of(event, events.ImageRejected))
     else:
         raise PermanentEventError(f"the catalog does not consume {event.type}")
 
@@ -75,48 +85,53 @@ def _int_arg(request: flask.Request, name: str, default: int, low: int, high: in
     return int(raw)
 
 
-def list_images(request: flask.Request, owner: str | None = None) -> flask.Response:
+def list_images(call: Call) -> flask.Response:
+    request, owner, reader = call.request, owner_scope(call.identity), call.client(open_catalog).reader
     limit = _int_arg(request, "limit", 50, 1, MAX_PAGE)
     similar_to = request.args.get("similar_to")
     if similar_to:
         max_distance = _int_arg(request, "max_distance", 10, 0, 64)
-        if reader().get(similar_to, owner) is None:
+        if reader.get(similar_to, owner) is None:
             raise NotFound(f"no image {similar_to}")
         return json_response(
-            {"images": reader().similar(similar_to, max_distance, limit, owner), "next_cursor": None}
+            {"images": reader.similar(similar_to, max_distance, limit, owner), "next_cursor": None}
         )
     filters = ImageFilter.from_args(request.args, owner)
-    page, next_cursor = reader().page(filters, request.args.get("cursor"), limit)
+    page, next_cursor = reader.page(filters, request.args.get("cursor"), limit)
     return json_response({"images": page, "next_cursor": next_cursor})
 
 
-def show_image(image_id: str, owner: str | None = None) -> flask.Response:
-    record = reader().get(image_id, owner)
+def show_image(call: Call) -> flask.Response:
+    image_id = call.params["image_id"]
+    record = call.client(open_catalog).reader.get(image_id, owner_scope(call.identity))
     if record is None:
         raise NotFound(f"no image {image_id}")
     return json_response(record)
 
 
-def delete_image(image_id: str, owner: str | None = None) -> flask.Response:
+def delete_image(call: Call) -> flask.Response:
     """Delete the original and every variant; the record is gone at once."""
-    record = reader().get(image_id, owner)
-    if record is None:
+    image_id, db = call.params["image_id"], call.client(open_catalog)
+    reader, writer = db.reader, db.writer
+    if reader.get(image_id, owner_scope(call.identity)) is None:
         raise NotFound(f"no image {image_id}")
-    objects = reader().stored_objects(image_id)
+    objects = reader.stored_objects(image_id)
+    store = call.client(open_store)
     for bucket, key in objects:
-        store().delete(bucket, key)
-    with writer().engine.begin() as conn:
-        writer().mark_deleted(conn, image_id, None)
+        store.delete(bucket, key)
+    with writer.engine.begin() as conn:
+        writer.mark_deleted(conn, image_id, None)
     log.info("deleted image %s and its %d stored objects", image_id, len(objects))
     return flask.Response(status=204)
 
 
-def variant_bytes(image_id: str, name: str, owner: str | None = None) -> flask.Response:
-    variant = reader().variant(image_id, name, owner)
+def variant_bytes(call: Call) -> flask.Response:
+    image_id, name = call.params["image_id"], call.params["name"]
+    variant = call.client(open_catalog).reader.variant(image_id, name, owner_scope(call.identity))
     if variant is None:
         raise NotFound(f"image {image_id} has no variant {name!r}")
     try:
-        data = store().get(variant["bucket"], variant["key"])
+        data = call.client(open_store).get(variant["bucket"], variant["key"])
     except ObjectNotFound:
         raise NotFound(f"variant {name!r} of image {image_id} is missing from the store") from None
     content_type = f"image/{variant['format'].lower()}"

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from functions.catalog.schema import images, metadata
 from pipeline.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
+from pipeline.ownership import owner_of
 
 WRITE_ATTEMPTS = 5
 
@@ -29,12 +30,6 @@ def sequencer_after(new: str | None, old: str | None) -> bool:
         return int(new, 16) > int(old, 16)
     except ValueError:
         return (len(new), new) > (len(old), old)
-
-
-def owner_of(key: str) -> str:
-    """An image belongs to the first segment of its key (the uploader's prefix)."""
-    head, sep, _ = key.partition("/")
-    return head if sep and head else "anonymous"
 
 
 def _taken_at(exif: Mapping[str, Any]) -> datetime | None:

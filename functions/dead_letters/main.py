@@ -5,8 +5,8 @@ Consumes: events POSTed by the broker as a trigger's dead-letter sink (any type,
 Emits: on replay, the original event (error extensions removed) back into the broker (K_SINK).
 Idempotent: a dead letter is keyed by (source, id, destination); the same one stored twice is kept once.
 
-HTTP: `GET /` lists (`?type=`, `?limit=`), `GET /<id>` shows one, `POST /<id>/replay` re-publishes it,
-`DELETE /<id>` forgets it.
+HTTP (admin role, checked here whatever the gateway decided): `GET /` lists (`?type=`, `?limit=`),
+`GET /<id>` shows one, `POST /<id>/replay` re-publishes it, `DELETE /<id>` forgets it.
 """
 
 from __future__ import annotations
@@ -17,48 +17,36 @@ import flask
 
 from eventing.client import SendError, send_event
 from eventing.cloudevent import CloudEvent
+from functions.context import Call, Context
 from functions.dead_letters.store import DeadLetterStore
-from functions.runtime import cloudevent_function, json_response
-from functions.spec import DEAD_LETTERS_FUNCTION, FunctionSpec
+from functions.runtime import json_response, target
+from functions.spec import FunctionSpec, route
+from shared.auth.identity import ADMIN
 from shared.errors import HttpError, NotFound
-from shared.lazy import once
-from shared.settings import settings
+from shared.settings import Settings
 
-SPEC = FunctionSpec(
-    name=DEAD_LETTERS_FUNCTION,
-    kind="cloudevent",
-    description="Keeps undeliverable events; lists and replays them",
-    consumes=("*",),
-    uses_sink=True,  # replay
-)
+NAME = "dead-letters"
 
 
-@once
-def store() -> DeadLetterStore:
-    return DeadLetterStore(settings().database_url(SPEC.name))
+def open_letters(config: Settings) -> DeadLetterStore:
+    return DeadLetterStore(config.database_url(NAME))
 
 
-def on_event(event: CloudEvent) -> None:
-    store().add(event)
+def on_event(event: CloudEvent, context: Context) -> None:
+    context.client(open_letters).add(event)
 
 
-def _replay(letter_id: str) -> flask.Response:
-    letter = store().get(letter_id)
-    if letter is None:
-        raise NotFound(f"no dead letter {letter_id}")
-    sink = settings().sink
-    if not sink:
-        raise HttpError("replay needs K_SINK (the broker ingress) to be set", 503)
-    try:
-        send_event(sink, letter.event)
-    except SendError as exc:
-        raise HttpError(f"replay failed: {exc}", 502) from None
-    store().mark_replayed(letter_id)
-    return json_response({"replayed": letter_id, "event_id": letter.event.id})
+def list_letters(call: Call) -> flask.Response:
+    limit = call.request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise HttpError("limit must be an integer from 1 to 1000")
+    letters = call.client(open_letters).list(int(limit), call.request.args.get("type"))
+    return json_response({"dead_letters": [d.summary() for d in letters]})
 
 
-def _show(letter_id: str) -> flask.Response:
-    letter = store().get(letter_id)
+def show_letter(call: Call) -> flask.Response:
+    letter_id = call.params["letter_id"]
+    letter = call.client(open_letters).get(letter_id)
     if letter is None:
         raise NotFound(f"no dead letter {letter_id}")
     data = letter.event.data
@@ -71,25 +59,43 @@ def _show(letter_id: str) -> flask.Response:
     )
 
 
-def api(request: flask.Request) -> flask.Response:
-    parts = [p for p in request.path.split("/") if p]
-    if not parts:
-        if request.method == "GET":
-            limit = request.args.get("limit", "100")
-            if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-                raise HttpError("limit must be an integer from 1 to 1000")
-            letters = store().list(int(limit), request.args.get("type"))
-            return json_response({"dead_letters": [d.summary() for d in letters]})
-    elif len(parts) == 1 and request.method == "GET":
-        return _show(parts[0])
-    elif len(parts) == 1 and request.method == "DELETE":
-        if not store().delete(parts[0]):
-            raise NotFound(f"no dead letter {parts[0]}")
-        return flask.Response(status=204)
-    elif len(parts) == 2 and parts[1] == "replay" and request.method == "POST":
-        return _replay(parts[0])
-    raise HttpError(f"no route for {request.method} {request.path}", 404)
+def delete_letter(call: Call) -> flask.Response:
+    if not call.client(open_letters).delete(call.params["letter_id"]):
+        raise NotFound(f"no dead letter {call.params['letter_id']}")
+    return flask.Response(status=204)
 
 
-# No dedupe window: the same event dead-lettered by two triggers is two dead letters.
-handle = cloudevent_function(SPEC, on_event, api, dedupe=False)
+def replay_letter(call: Call) -> flask.Response:
+    letter_id = call.params["letter_id"]
+    store = call.client(open_letters)
+    letter = store.get(letter_id)
+    if letter is None:
+        raise NotFound(f"no dead letter {letter_id}")
+    sink = call.settings.sink
+    if not sink:
+        raise HttpError("replay needs K_SINK (the broker ingress) to be set", 503)
+    try:
+        send_event(sink, letter.event)
+    except SendError as exc:
+        raise HttpError(f"replay failed: {exc}", 502) from None
+    store.mark_replayed(letter_id)
+    return json_response({"replayed": letter_id, "event_id": letter.event.id})
+
+
+SPEC = FunctionSpec(
+    name=NAME,
+    description="Keeps undeliverable events; lists and replays them",
+    consumes=("*",),
+    on_event=on_event,
+    routes=(
+        route("GET", "/", ADMIN, list_letters),
+        route("GET", "/<letter_id>", ADMIN, show_letter),
+        route("DELETE", "/<letter_id>", ADMIN, delete_letter),
+        route("POST", "/<letter_id>/replay", ADMIN, replay_letter),
+    ),
+    dedupe=False,  # the same event dead-lettered by two triggers is two dead letters
+    database=True,
+    uses_sink=True,  # replay
+    dead_letter_sink=True,
+)
+handle = target(SPEC)

@@ -4,7 +4,8 @@ Consumes: any event a trigger sends it (`datafrost trigger create ... --sink ...
 Emits: nothing.
 Idempotent: it only logs and remembers; a redelivered event is shown once (the runtime's dedupe).
 
-HTTP: `POST /` takes a CloudEvent; `GET /events` lists the last 100 received by this process.
+HTTP: `POST /` takes a CloudEvent (service role); `GET /events` (viewer) lists the last 100 received
+by this process.
 """
 
 from __future__ import annotations
@@ -16,20 +17,16 @@ from collections import deque
 import flask
 
 from eventing.cloudevent import CloudEvent
-from functions.runtime import cloudevent_function, error_response, json_response
-from functions.spec import FunctionSpec
+from functions.context import Call, Context
+from functions.runtime import json_response, target
+from functions.spec import FunctionSpec, route
+from shared.auth.identity import VIEWER
 
-SPEC = FunctionSpec(
-    name="event-display",
-    kind="cloudevent",
-    description="Logs and lists the CloudEvents sent to it",
-    consumes=("*",),
-)
 log = logging.getLogger("datafrost.event-display")
 _recent: deque[CloudEvent] = deque(maxlen=100)
 
 
-def on_event(event: CloudEvent) -> None:
+def on_event(event: CloudEvent, context: Context) -> None:
     _recent.append(event)
     log.info("received %s from %s (%d bytes)", event.type, event.source, len(event.data or b""))
 
@@ -39,10 +36,15 @@ def _as_json(event: CloudEvent) -> dict[str, object]:
     return {"attributes": dict(event.attributes), "data_base64": base64.b64encode(data).decode()}
 
 
-def api(request: flask.Request) -> flask.Response:
-    if request.method == "GET" and request.path == "/events":
-        return json_response({"events": [_as_json(e) for e in _recent]})
-    return error_response(f"no route for {request.method} {request.path}", 404)
+def recent_events(call: Call) -> flask.Response:
+    return json_response({"events": [_as_json(e) for e in _recent]})
 
 
-handle = cloudevent_function(SPEC, on_event, api)
+SPEC = FunctionSpec(
+    name="event-display",
+    description="Logs and lists the CloudEvents sent to it",
+    consumes=("*",),
+    on_event=on_event,
+    routes=(route("GET", "/events", VIEWER, recent_events),),
+)
+handle = target(SPEC)

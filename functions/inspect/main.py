@@ -1,6 +1,6 @@
 """inspect: describes every image uploaded to the uploads bucket.
 
-Consumes: io.datafrost.object.created with extension bucket=uploads.
+Consumes: io.datafrost.object.created with extension bucket = the uploads bucket (a setting).
 Emits (as the reply, published by the broker): io.datafrost.image.analyzed (size after EXIF
 orientation, format, mode, bytes, sha256, perceptual hash, selected EXIF, dominant colour, frames,
 owner), or io.datafrost.image.rejected (stage "inspect") when the content is not an acceptable
@@ -16,34 +16,23 @@ from __future__ import annotations
 import dataclasses
 
 from eventing.cloudevent import CloudEvent
+from functions.context import Context
 from functions.replies import image_reply
-from functions.runtime import cloudevent_function
-from functions.spec import FunctionSpec, TriggerSpec
+from functions.runtime import target
+from functions.spec import UPLOADS_BUCKET, FunctionSpec, TriggerSpec
 from functions.uploads import Finished, process_upload
 from pipeline import events
+from pipeline.ownership import owner_of
 from shared.objectstore import ObjectStore
-from shared.objectstore.factory import process_store as store
-from shared.settings import Settings, settings
+from shared.objectstore.factory import open_store
+from shared.settings import Settings
 
 SOURCE = "/functions/inspect"
 STAGE = "inspect"
-SPEC = FunctionSpec(
-    name="inspect",
-    kind="cloudevent",
-    description="Describes uploaded images: size, format, hashes, EXIF, dominant colour",
-    consumes=(events.OBJECT_CREATED,),
-    emits=(events.IMAGE_ANALYZED, events.IMAGE_REJECTED),
-    triggers=(
-        TriggerSpec(
-            name="uploads",
-            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: "uploads"},
-        ),
-    ),
-)
 
 
-def on_event(event: CloudEvent) -> CloudEvent | None:
-    return inspect_event(event, store(), settings())
+def on_event(event: CloudEvent, context: Context) -> CloudEvent | None:
+    return inspect_event(event, context.client(open_store), context.settings)
 
 
 def inspect_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> CloudEvent | None:
@@ -54,15 +43,28 @@ def inspect_event(event: CloudEvent, objects: ObjectStore, config: Settings) -> 
     if isinstance(upload, Finished):
         return upload.reply
     created = upload.created
-    owner = created.key.split("/", 1)[0] if "/" in created.key else None
     analyzed = events.ImageAnalyzed(
         image_id=upload.image_id,
         bucket=created.bucket,
         key=created.key,
-        owner=owner,
+        owner=owner_of(created.key),
         **dataclasses.asdict(upload.result),
     )
     return image_reply(event, SOURCE, events.IMAGE_ANALYZED, analyzed, "analyzed")
 
 
-handle = cloudevent_function(SPEC, on_event)
+SPEC = FunctionSpec(
+    name="inspect",
+    description="Describes uploaded images: size, format, hashes, EXIF, dominant colour",
+    consumes=(events.OBJECT_CREATED,),
+    emits=(events.IMAGE_ANALYZED, events.IMAGE_REJECTED),
+    triggers=(
+        TriggerSpec(
+            name="uploads",
+            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: UPLOADS_BUCKET},
+        ),
+    ),
+    on_event=on_event,
+    visibility="cluster-local",  # events only: nothing for users to call
+)
+handle = target(SPEC)

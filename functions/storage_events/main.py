@@ -13,8 +13,7 @@ HTTP: `POST /`: 200 `{"published": [ids]}`; 400 for a malformed notification; 40
 `Authorization: Bearer <DATAFROST_STORAGE_EVENTS_TOKEN>` when that token is set; 413 over the size
 limit; 503 when the broker does not take every event (MinIO retries the whole notification).
 `HEAD /`: 200, MinIO's liveness check when the target is configured (it reveals nothing).
-`POST /rabbitmq`: a RabbitmqSource's binary CloudEvent; the same answers, but no static token: the
-route needs the service role at the gateway, and the source reaches it cluster-local.
+`POST /rabbitmq` (service role): a RabbitmqSource's binary CloudEvent; the same answers.
 """
 
 from __future__ import annotations
@@ -29,21 +28,16 @@ import flask
 from eventing.client import SendError, send_event
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http
-from functions.runtime import error_response, http_function, json_response
-from functions.spec import FunctionSpec
+from functions.context import Call
+from functions.runtime import error_response, json_response, target
+from functions.spec import PUBLIC, FunctionSpec, Serves, route
 from functions.storage_events.rabbitmq_source import notification_of
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import cloudevents_from_notification
 from shared import tracing
-from shared.settings import settings
+from shared.auth.identity import SERVICE
+from shared.settings import Settings
 
-SPEC = FunctionSpec(
-    name="storage-events",
-    kind="http",
-    description="MinIO webhook target: bucket notifications in, object CloudEvents out",
-    emits=(OBJECT_CREATED, OBJECT_REMOVED),
-    uses_sink=True,
-)
 log = logging.getLogger("datafrost.storage-events")
 
 
@@ -55,27 +49,29 @@ def authorized(header: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _receive_webhook(request: flask.Request) -> flask.Response:
-    if not authorized(request.headers.get("Authorization"), settings().storage_events_token):
+def receive_webhook(call: Call) -> flask.Response:
+    request, config = call.request, call.settings
+    if not authorized(request.headers.get("Authorization"), config.storage_events_token):
         response = error_response("a valid 'Authorization: Bearer <token>' header is required", 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="storage-events"'
         return response
     body = request.get_data()
-    if len(body) > settings().max_event_bytes:
-        return error_response(f"notification over the {settings().max_event_bytes}-byte limit", 413)
+    if len(body) > config.max_event_bytes:
+        return error_response(f"notification over the {config.max_event_bytes}-byte limit", 413)
     try:
-        return _publish(json.loads(body))
+        return _publish(json.loads(body), config)
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors too
         return error_response(f"not a MinIO notification: {exc}", 400)
 
 
-def _receive_source_event(request: flask.Request) -> flask.Response:
+def receive_source_event(call: Call) -> flask.Response:
+    request, config = call.request, call.settings
     body = request.get_data()
-    if len(body) > settings().max_event_bytes:
-        return error_response(f"event over the {settings().max_event_bytes}-byte limit", 413)
+    if len(body) > config.max_event_bytes:
+        return error_response(f"event over the {config.max_event_bytes}-byte limit", 413)
     try:  # InvalidEvent is a ValueError too
-        (event,) = parse_http(request.headers, body, max_bytes=settings().max_event_bytes, allow_batch=False)
-        return _publish(notification_of(event))
+        (event,) = parse_http(request.headers, body, max_bytes=config.max_event_bytes, allow_batch=False)
+        return _publish(notification_of(event), config)
     except ValueError as exc:
         return error_response(f"not a RabbitmqSource event with a MinIO notification: {exc}", 400)
 
@@ -87,10 +83,10 @@ def _trace_parent(event: CloudEvent) -> str | None:
     return uploaded if tracing.parse(uploaded) is not None else event.get(tracing.TRACEPARENT)
 
 
-def _publish(notification: Any) -> flask.Response:
+def _publish(notification: Any, config: Settings) -> flask.Response:
     """Decode the notification (ValueError when malformed) and send its object events to the broker."""
     events = cloudevents_from_notification(notification)
-    sink = settings().sink
+    sink = config.sink
     if events and not sink:
         return error_response("K_SINK (the broker ingress) is not set", 503)
     published = []
@@ -107,18 +103,22 @@ def _publish(notification: Any) -> flask.Response:
     return json_response({"published": published})
 
 
-def on_request(request: flask.Request) -> flask.Response:
-    if request.path == "/rabbitmq":
-        if request.method != "POST":
-            return error_response("/rabbitmq takes a RabbitmqSource's CloudEvents by POST", 405)
-        return _receive_source_event(request)
-    if request.path != "/":
-        return error_response(f"no route for {request.method} {request.path}", 404)
-    if request.method == "HEAD":
-        return flask.Response(status=200)
-    if request.method == "POST":
-        return _receive_webhook(request)
-    return error_response("storage-events takes MinIO notifications by POST (HEAD to check)", 405)
+def liveness(call: Call) -> flask.Response:
+    """MinIO's check when the webhook target is configured: it reveals nothing."""
+    return flask.Response(status=200)
 
 
-handle = http_function(SPEC, on_request)
+SPEC = FunctionSpec(
+    name="storage-events",
+    description="MinIO webhook target: bucket notifications in, object CloudEvents out",
+    emits=(OBJECT_CREATED, OBJECT_REMOVED),
+    routes=(
+        # MinIO's webhook sends a static token, never a JWT: the handler checks that token itself
+        # (DATAFROST_STORAGE_EVENTS_TOKEN)
+        route("POST", "/", PUBLIC, receive_webhook, serves=Serves.STORAGE_WEBHOOK),
+        route("HEAD", "/", PUBLIC, liveness),
+        route("POST", "/rabbitmq", SERVICE, receive_source_event, serves=Serves.STORAGE_AMQP),
+    ),
+    uses_sink=True,
+)
+handle = target(SPEC)

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from eventing.cloudevent import CloudEvent
+from eventing.rabbitmq_source import RABBITMQ_SOURCE_EVENT
 
-RABBITMQ_SOURCE_EVENT = "dev.knative.rabbitmq.event"
+__all__ = ["RABBITMQ_SOURCE_EVENT", "notification_of"]
 
 
 def notification_of(event: CloudEvent) -> Mapping[str, Any]:

@@ -1,6 +1,6 @@
 """thumbnail: renders the configured variants of every image uploaded to the uploads bucket.
 
-Consumes: io.datafrost.object.created with extension bucket=uploads.
+Consumes: io.datafrost.object.created with extension bucket = the uploads bucket (a setting).
 Emits (as the reply, published by the broker): io.datafrost.image.thumbnailed with every variant
 (bucket, key, width, height, format, bytes), or io.datafrost.image.rejected (stage "thumbnail")
 when the content is not an acceptable image: an outcome, answered 2xx, never retried. A missing
@@ -17,15 +17,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventing.cloudevent import CloudEvent
+from functions.context import Context
 from functions.replies import image_reply
-from functions.runtime import cloudevent_function
-from functions.spec import FunctionSpec, TriggerSpec
+from functions.runtime import target
+from functions.spec import UPLOADS_BUCKET, FunctionSpec, TriggerSpec
 from functions.uploads import Finished, process_upload
 from pipeline import events
 from shared import metrics
 from shared.objectstore import ObjectStore
-from shared.objectstore.factory import process_store as store
-from shared.settings import Settings, settings
+from shared.objectstore.factory import open_store
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from functions.thumbnail.render import Rendered
@@ -33,23 +34,10 @@ if TYPE_CHECKING:
 
 SOURCE = "/functions/thumbnail"
 STAGE = "thumbnail"
-SPEC = FunctionSpec(
-    name="thumbnail",
-    kind="cloudevent",
-    description="Renders resized, metadata-free variants of uploaded images",
-    consumes=(events.OBJECT_CREATED,),
-    emits=(events.IMAGE_THUMBNAILED, events.IMAGE_REJECTED),
-    triggers=(
-        TriggerSpec(
-            name="uploads",
-            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: "uploads"},
-        ),
-    ),
-)
 
 
-def on_event(event: CloudEvent) -> CloudEvent | None:
-    return thumbnail_event(event, store(), settings())
+def on_event(event: CloudEvent, context: Context) -> CloudEvent | None:
+    return thumbnail_event(event, context.client(open_store), context.settings)
 
 
 def variant_key(image_id: str, name: str, extension: str) -> str:
@@ -74,7 +62,7 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
         key = variant_key(image_id, spec.name, spec.extension)
         metadata = {"image-id": image_id, "variant": spec.name}
         objects.put(config.variants_bucket, key, variant.data, spec.content_type, metadata)
-        metrics.image_bytes.labels(SPEC.name, "written").inc(len(variant.data))
+        metrics.image_bytes.labels(STAGE, "written").inc(len(variant.data))
         variants.append(
             events.Variant(
                 name=spec.name,
@@ -90,4 +78,18 @@ def thumbnail_event(event: CloudEvent, objects: ObjectStore, config: Settings) -
     return image_reply(event, SOURCE, events.IMAGE_THUMBNAILED, thumbnailed, "thumbnailed")
 
 
-handle = cloudevent_function(SPEC, on_event)
+SPEC = FunctionSpec(
+    name="thumbnail",
+    description="Renders resized, metadata-free variants of uploaded images",
+    consumes=(events.OBJECT_CREATED,),
+    emits=(events.IMAGE_THUMBNAILED, events.IMAGE_REJECTED),
+    triggers=(
+        TriggerSpec(
+            name="uploads",
+            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: UPLOADS_BUCKET},
+        ),
+    ),
+    on_event=on_event,
+    visibility="cluster-local",  # events only: nothing for users to call
+)
+handle = target(SPEC)

@@ -16,23 +16,18 @@ from urllib.parse import unquote
 
 import flask
 
-from functions.identity import authenticate, owner_segment
-from functions.runtime import http_function, json_response
-from functions.spec import FunctionSpec
+from functions.context import Call
+from functions.runtime import json_response, target
+from functions.spec import PUBLIC, FunctionSpec, route
 from functions.upload import presign
 from pipeline.events import image_id
+from pipeline.ownership import owner_segment
 from shared import tracing
+from shared.auth.identity import EDITOR
 from shared.errors import HttpError
 from shared.logging import log_fields
-from shared.objectstore.factory import process_store as store
-from shared.settings import settings
+from shared.objectstore.factory import open_store
 
-SPEC = FunctionSpec(
-    name="upload",
-    kind="http",
-    description="Accepts image uploads (raw or multipart) into the uploads bucket",
-)
-DEFAULT_OWNER = "anonymous"
 log = logging.getLogger("datafrost.upload")
 STORED_AS = {  # sniffed format -> (key extension, Content-Type)
     "JPEG": (".jpg", "image/jpeg"),
@@ -68,31 +63,23 @@ def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
     return data, name
 
 
-def route(request: flask.Request) -> flask.Response:
-    if request.method == "POST" and request.path in ("/", ""):
-        return upload(request)
-    if request.method == "POST" and request.path.rstrip("/") == "/presign":
-        return create_presigned(request)
-    if request.method == "PUT" and request.path.startswith("/put/"):
-        return put_presigned(request, request.path[len("/put/") :])
-    raise HttpError(f"no route for {request.method} {request.path}: upload with POST /upload", 404)
-
-
-def create_presigned(request: flask.Request) -> flask.Response:
+def create_presigned(call: Call) -> flask.Response:
     """`POST /upload/presign` {"filename"?, "expires_in"?}: a URL for one PUT under the caller's prefix."""
-    identity = authenticate(request, "editor")
+    request = call.request
     body = request.get_json(silent=True) or {}
     if not isinstance(body, dict):
         raise HttpError("the body must be a JSON object")
     seconds = body.get("expires_in", presign.DEFAULT_EXPIRY_SECONDS)
     if not isinstance(seconds, int) or not 1 <= seconds <= presign.MAX_EXPIRY_SECONDS:
         raise HttpError(f"expires_in must be an integer from 1 to {presign.MAX_EXPIRY_SECONDS} seconds")
-    owner = owner_segment(identity) if identity is not None else DEFAULT_OWNER
+    owner = owner_segment(call.identity)
     key = presign.presigned_key(
         owner, body.get("filename") if isinstance(body.get("filename"), str) else None
     )
-    config = settings()
-    url = presign.presign(store(), config, config.public_url or request.host_url.rstrip("/"), key, seconds)
+    config = call.settings
+    url = presign.presign(
+        call.client(open_store), config, config.public_url or request.host_url.rstrip("/"), key, seconds
+    )
     bucket = config.uploads_bucket
     answer = {"method": "PUT", "url": url, "bucket": bucket, "key": key, "expires_in": seconds}
     return json_response({**answer, "id": image_id(bucket, key)})
@@ -104,25 +91,24 @@ def _trace_metadata() -> dict[str, str]:
     return {tracing.TRACEPARENT: traceparent} if traceparent else {}
 
 
-def put_presigned(request: flask.Request, quoted_key: str) -> flask.Response:
+def put_presigned(call: Call) -> flask.Response:
     """The local store's presigned PUT: the URL's signature is the credential."""
-    config = settings()
-    key = unquote(quoted_key)
+    request, config = call.request, call.settings
+    key = unquote(call.params["quoted_key"])
     presign.check_local_signature(
         config, key, request.args.get("expires", ""), request.args.get("signature", "")
     )
     data, _ = _read_limited(request, config.max_upload_bytes)
     content_type = request.headers.get("Content-Type", "application/octet-stream")
-    store().put(config.uploads_bucket, key, data, content_type, _trace_metadata())
+    call.client(open_store).put(config.uploads_bucket, key, data, content_type, _trace_metadata())
     return json_response(
         {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}
     )
 
 
-def upload(request: flask.Request) -> flask.Response:
-    identity = authenticate(request, "editor")
-    owner = owner_segment(identity) if identity is not None else DEFAULT_OWNER
-    config = settings()
+def upload(call: Call) -> flask.Response:
+    request, config = call.request, call.settings
+    owner = owner_segment(call.identity)
     data, original_name = _read_limited(request, config.max_upload_bytes)
     from pipeline.images import readable_formats, sniff_format
 
@@ -135,7 +121,7 @@ def upload(request: flask.Request) -> flask.Response:
     key = f"{owner}/{uuid.uuid4().hex}{extension}"
     metadata = {"original-name": _UNSAFE_NAME.sub("_", original_name)[:200]} if original_name else {}
     metadata.update(_trace_metadata())
-    store().put(config.uploads_bucket, key, data, content_type, metadata)
+    call.client(open_store).put(config.uploads_bucket, key, data, content_type, metadata)
     the_id = image_id(config.uploads_bucket, key)
     log.info("stored upload", extra=log_fields(image_id=the_id, key=key, bytes=len(data)))
     return json_response(
@@ -143,4 +129,14 @@ def upload(request: flask.Request) -> flask.Response:
     )
 
 
-handle = http_function(SPEC, route)
+SPEC = FunctionSpec(
+    name="upload",
+    description="Accepts image uploads (raw or multipart) into the uploads bucket",
+    routes=(
+        route("POST", "/", EDITOR, upload),
+        route("POST", "/presign", EDITOR, create_presigned),
+        # a presigned upload: the URL's signature is the credential, which the handler checks
+        route("PUT", "/put/<path:quoted_key>", PUBLIC, put_presigned),
+    ),
+)
+handle = target(SPEC)

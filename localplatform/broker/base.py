@@ -14,6 +14,10 @@ from localplatform.delivery import Dispatcher
 log = logging.getLogger("datafrost.broker")
 
 
+class BrokerUnavailable(RuntimeError):
+    """The backend did not take the events (RabbitMQ unreachable or no confirm): nothing was accepted."""
+
+
 class Broker(abc.ABC):
     """A Knative-style broker: events in through `publish`, out to every matching trigger."""
 

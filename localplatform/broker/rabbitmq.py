@@ -30,7 +30,7 @@ from eventing.amqp_codec import CONTENT_TYPE_HEADER, AmqpMessage, from_amqp, to_
 from eventing.cloudevent import CloudEvent
 from eventing.trigger import Trigger
 from eventing.validation import InvalidEvent
-from localplatform.broker.base import Broker
+from localplatform.broker.base import Broker, BrokerUnavailable
 from localplatform.delivery import Attempt, DeliveryResult, Outcome
 from shared import metrics
 
@@ -49,10 +49,6 @@ INLINE_TIMEOUT_LIMIT_SECONDS = 30.0
 def prefetch_count(parallelism: int) -> int:
     """Messages a trigger's consumer holds unacknowledged: the next ones are local, not a round trip away."""
     return max(MIN_PREFETCH, parallelism * PREFETCH_PER_WORKER)
-
-
-class BrokerUnavailable(RuntimeError):
-    """RabbitMQ did not confirm a publish: the events were not accepted."""
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ from jwt import exceptions as jwt_errors
 
 from shared.auth.identity import Identity
 from shared.auth.jwks import KEY_ALGORITHMS, AuthUnavailable, JwksCache, UnknownKey
-from shared.lazy import once
-from shared.settings import MAX_AUTH_LEEWAY_SECONDS, Settings, settings
+from shared.settings import MAX_AUTH_LEEWAY_SECONDS, Settings
 
 ALGORITHMS = ("RS256", "ES256")
 DEFAULT_REALM = "datafrost"
@@ -174,9 +173,3 @@ def verifier_from_settings(config: Settings) -> TokenVerifier:
         config.auth_client,
         config.auth_leeway_seconds,
     )
-
-
-@once
-def default_verifier() -> TokenVerifier:
-    """The process's verifier, built from its settings on first use and shared by every request."""
-    return verifier_from_settings(settings())

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from shared.lazy import once
 from shared.objectstore import ObjectStore
-from shared.settings import Settings, settings
+from shared.settings import Settings
 
 
 def open_store(settings: Settings) -> ObjectStore:
@@ -21,9 +20,3 @@ def open_store(settings: Settings) -> ObjectStore:
 
         return S3ObjectStore(settings.store)
     raise ValueError("DATAFROST_STORE must be 'local' or http(s)://ACCESS_KEY:SECRET_KEY@HOST:PORT")
-
-
-@once
-def process_store() -> ObjectStore:
-    """The process's store, built from its settings on first use and shared by every request."""
-    return open_store(settings())

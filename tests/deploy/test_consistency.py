@@ -15,6 +15,7 @@ import shared.settings
 from cli.manifests import rendered_files
 from deploy import PATCHES, render
 from deploy.common import NAMESPACE
+from deploy.config import cluster_settings
 from functions.authz.main import CHECK_PREFIX
 from functions.registry import all_specs
 from functions.spec import relative_source
@@ -89,10 +90,10 @@ def test_the_sink_binding_covers_exactly_the_functions_that_post_events() -> Non
 
 
 def test_uses_sink_matches_what_each_function_reads() -> None:
-    """A function that reads K_SINK (settings().sink) must declare it, or on Knative it gets none."""
+    """A function that reads K_SINK (`settings.sink`) must declare it, or on Knative it gets none."""
     for spec in all_specs():
         code = "\n".join(p.read_text() for p in spec.source.parent.glob("*.py"))
-        assert bool(re.search(r"settings\(\)\.sink\b", code)) == spec.uses_sink, spec.name
+        assert bool(re.search(r"(settings|config)\.sink\b", code)) == spec.uses_sink, spec.name
 
 
 def test_the_rabbitmq_source_feeds_storage_events_from_minios_exchange() -> None:
@@ -168,5 +169,5 @@ def test_the_kn_script_creates_the_same_services_and_triggers() -> None:
         for t in spec.triggers:
             trigger = lines[f"kn trigger create {spec.trigger_name(t)}"]
             assert trigger[trigger.index("--sink") + 1] == f"ksvc:{spec.name}"
-            assert all(f"{k}={v}" in trigger for k, v in t.filter.items())
+            assert all(f"{k}={v}" in trigger for k, v in t.resolved_filter(cluster_settings()).items())
             assert f"patch trigger {spec.trigger_name(t)} " in script

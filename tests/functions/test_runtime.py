@@ -9,11 +9,18 @@ import pytest
 
 from eventing.cloudevent import CloudEvent, new_event
 from eventing.http_codec import parse_http, to_binary
-from functions.runtime import cloudevent_function
-from functions.spec import FunctionSpec
+from functions.context import Context
+from functions.runtime import target
+from functions.spec import EventHandler, FunctionSpec
 from shared.errors import PermanentEventError
+from shared.settings import from_env
 
-SPEC = FunctionSpec(name="runtime-test", kind="cloudevent", description="test")
+OPEN = from_env({"DATAFROST_AUTH": "off"})  # these tests are about events, not tokens (tests/e2e)
+
+
+def function(on_event: EventHandler) -> Callable[[flask.Request], flask.Response]:
+    """The runtime's target for a function with this handler, with auth off."""
+    return target(FunctionSpec(name="runtime-test", description="test", on_event=on_event), OPEN)
 
 
 def serve(target: Callable[[flask.Request], flask.Response]) -> flask.testing.FlaskClient:
@@ -27,11 +34,11 @@ def serve(target: Callable[[flask.Request], flask.Response]) -> flask.testing.Fl
 def test_a_redelivered_event_is_handled_once_and_answered_with_the_same_reply() -> None:
     calls: list[str] = []
 
-    def on_event(event: CloudEvent) -> CloudEvent:
+    def on_event(event: CloudEvent, context: Context) -> CloudEvent:
         calls.append(event.id)
         return new_event("io.test.reply", "/runtime-test", {"n": len(calls)}, id=f"{event.id}.reply")
 
-    client = serve(cloudevent_function(SPEC, on_event))
+    client = serve(function(on_event))
     headers, body = to_binary(new_event("io.test.in", "tests", {"x": 1}, id="e-1"))
     first = client.post("/", headers=headers, data=body)
     second = client.post("/", headers=headers, data=body)
@@ -42,7 +49,7 @@ def test_a_redelivered_event_is_handled_once_and_answered_with_the_same_reply() 
 
 
 def test_invalid_event_is_a_400_that_echoes_nothing() -> None:
-    client = serve(cloudevent_function(SPEC, lambda event: None))
+    client = serve(function(lambda event, context: None))
     response = client.post(
         "/",
         headers={
@@ -69,10 +76,10 @@ def test_invalid_event_is_a_400_that_echoes_nothing() -> None:
 def test_handler_errors_become_json_with_the_right_status(
     error: Exception, status: int, message: str
 ) -> None:
-    def on_event(event: CloudEvent) -> None:
+    def on_event(event: CloudEvent, context: Context) -> None:
         raise error
 
-    client = serve(cloudevent_function(SPEC, on_event))
+    client = serve(function(on_event))
     headers, body = to_binary(new_event("io.test.in", "tests"))
     response = client.post("/", headers=headers, data=body)
     assert response.status_code == status
@@ -80,7 +87,7 @@ def test_handler_errors_become_json_with_the_right_status(
 
 
 def test_health_metrics_and_method_answers() -> None:
-    client = serve(cloudevent_function(SPEC, lambda event: None))
+    client = serve(function(lambda event, context: None))
     assert client.get("/healthz").get_json() == {"status": "ok", "function": "runtime-test"}
     assert client.get("/readyz").status_code == 200
     assert b"datafrost_function_requests_total" in client.get("/metrics").data

@@ -1,9 +1,12 @@
-"""MinioAmqpSource against a real RabbitMQ: messages published the way MinIO's AMQP target does."""
+"""MinioAmqpSource against a real RabbitMQ and a real storage-events: messages published the way
+MinIO's AMQP target does reach the broker through storage-events' /rabbitmq route, as on Knative."""
 
 from __future__ import annotations
 
 import json
-import threading
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -12,43 +15,68 @@ from uuid import uuid4
 
 import pika
 import pytest
+import urllib3
 from pika.adapters.blocking_connection import BlockingChannel
 
 from eventing.cloudevent import CloudEvent
 from localplatform.minio_amqp import MinioAmqpSource
+from localplatform.processes import free_port
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
 from shared.objectstore import ObjectInfo
+from tests.support.sink import Sink, status
 
 pytestmark = pytest.mark.rabbitmq
 ROUTING_KEY = "minio.events"
 
 
-class Published:
-    """The source's `publish`: records batches; fails the first `failures` calls."""
+class StorageEvents:
+    """storage-events in its own process (auth off: tokens are the platform's business, tested in
+    tests/e2e), its K_SINK a real sink standing in for the broker ingress."""
 
-    def __init__(self, failures: int = 0) -> None:
-        self.batches: list[list[CloudEvent]] = []
-        self.failures = failures
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, events: list[CloudEvent]) -> None:
-        with self.lock:
-            self.calls += 1
-            if self.calls <= self.failures:
-                raise ConnectionError("broker ingress down")
-            self.batches.append(events)
-
-    def events(self, count: int, timeout: float = 10.0) -> list[CloudEvent]:
-        deadline = time.monotonic() + timeout
+    def __init__(self, broker: Sink) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "K_SINK": broker.url, "DATAFROST_AUTH": "off", "DATAFROST_LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "localplatform.serve", "storage-events", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
         while True:
-            with self.lock:
-                events = [e for batch in self.batches for e in batch]
-            if len(events) >= count:
-                return events
-            assert time.monotonic() < deadline, f"published {len(events)} events, expected {count}"
-            time.sleep(0.02)
+            assert self.proc.poll() is None, "storage-events exited"
+            try:
+                if urllib3.request("GET", self.url + "/healthz", timeout=1, retries=False).status == 200:
+                    return
+            except urllib3.exceptions.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "storage-events did not become ready"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def broker() -> Iterator[Sink]:
+    sink = Sink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def storage_events(broker: Sink) -> Iterator[StorageEvents]:
+    served = StorageEvents(broker)
+    yield served
+    served.stop()
+
+
+def published(broker: Sink, count: int) -> list[CloudEvent]:
+    """The object events storage-events published to the broker, once `count` arrived."""
+    return [r.event for r in broker.wait_for(count)]
 
 
 @pytest.fixture
@@ -75,12 +103,16 @@ def channel(amqp_url: str) -> Iterator[BlockingChannel]:
 
 
 @pytest.fixture
-def sources(amqp_url: str, names: tuple[str, str]) -> Iterator[Callable[[Published], MinioAmqpSource]]:
+def sources(
+    amqp_url: str, names: tuple[str, str], storage_events: StorageEvents
+) -> Iterator[Callable[[], MinioAmqpSource]]:
+    """Start a source posting to storage-events' /rabbitmq route, as the platform wires it."""
     started: list[MinioAmqpSource] = []
 
-    def start(publish: Published) -> MinioAmqpSource:
+    def start() -> MinioAmqpSource:
         exchange, queue = names
-        source = MinioAmqpSource(amqp_url, exchange, ROUTING_KEY, queue, publish, retry_delay=0.05)
+        sink = storage_events.url + "/rabbitmq"
+        source = MinioAmqpSource(amqp_url, exchange, ROUTING_KEY, queue, sink, retry_delay=0.05)
         started.append(source.start())
         return source
 
@@ -107,68 +139,64 @@ def queue_depth(channel: BlockingChannel, queue: str) -> int:
     return int(channel.queue_declare(queue, durable=True, passive=True).method.message_count)
 
 
-def test_notifications_become_cloudevents(
-    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+def test_notifications_reach_the_broker_through_storage_events(
+    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
 ) -> None:
-    published = Published()
-    sources(published)
+    sources()
     minio_publish(channel, names[0], created("a b/c.png"))
     minio_publish(
         channel, names[0], notification_for("s3:ObjectRemoved:Delete", ObjectRef("uploads", "old.png"), "1")
     )
-    first, second = published.events(2)
+    first, second = published(broker, 2)
     assert (first.type, first.subject, first.get("bucket")) == (OBJECT_CREATED, "a b/c.png", "uploads")
     assert (second.type, second.subject) == (OBJECT_REMOVED, "old.png")
-    assert first.id == cloudevents_from_notification(created("a b/c.png"))[0].id
+    assert first.id == cloudevents_from_notification(created("a b/c.png"))[0].id  # the webhook's id too
 
 
 def test_a_failed_publish_is_requeued_and_retried(
-    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
 ) -> None:
-    published = Published(failures=2)
-    sources(published)
+    broker.answer = lambda event, n: status(503 if n <= 2 else 202)  # storage-events answers 503 twice
+    sources()
     minio_publish(channel, names[0], created("retry.png"))
-    (event,) = published.events(1)
-    assert event.subject == "retry.png" and published.calls == 3
+    attempts = published(broker, 3)
+    assert [e.subject for e in attempts] == ["retry.png"] * 3 and len({e.id for e in attempts}) == 1
     time.sleep(0.2)
-    assert queue_depth(channel, names[1]) == 0
+    assert queue_depth(channel, names[1]) == 0 and len(broker.received) == 3
 
 
 def test_a_malformed_message_is_dropped_and_the_next_goes_through(
-    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
 ) -> None:
-    published = Published()
-    sources(published)
-    minio_publish(channel, names[0], b"not json")
+    sources()
+    minio_publish(channel, names[0], b"not json")  # storage-events answers 400: never retried
     minio_publish(channel, names[0], {"Records": "nope"})
     minio_publish(channel, names[0], created("fine.png"))
-    (event,) = published.events(1)
+    (event,) = published(broker, 1)
     assert event.subject == "fine.png"
     time.sleep(0.2)
-    assert queue_depth(channel, names[1]) == 0 and published.calls == 1
+    assert queue_depth(channel, names[1]) == 0 and len(broker.received) == 1
 
 
 def test_messages_sent_while_the_consumer_is_down_are_kept(
-    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
 ) -> None:
-    sources(Published()).stop()
+    sources().stop()
     minio_publish(channel, names[0], created("while-down.png"))
     assert queue_depth(channel, names[1]) == 1
-    later = Published()
-    sources(later)
-    assert [e.subject for e in later.events(1)] == ["while-down.png"]
+    sources()
+    assert [e.subject for e in published(broker, 1)] == ["while-down.png"]
 
 
 def test_an_exchange_minio_made_is_used_as_it_is(
-    sources: Callable[[Published], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str]
+    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
 ) -> None:
     channel.exchange_declare(names[0], "fanout", durable=False)  # MinIO's own choice of type/durability
-    published = Published()
-    sources(published)
+    sources()
     minio_publish(channel, names[0], created("fanout.png"))
-    assert [e.subject for e in published.events(1)] == ["fanout.png"]
+    assert [e.subject for e in published(broker, 1)] == ["fanout.png"]
 
 
 def test_repr_leaves_the_url_out() -> None:
-    source = MinioAmqpSource("amqp://user:hunter2@127.0.0.1:5672/", "x", "k", "q", Published())
+    source = MinioAmqpSource("amqp://user:hunter2@127.0.0.1:5672/", "x", "k", "q", "http://127.0.0.1:9/")
     assert "hunter2" not in repr(source)

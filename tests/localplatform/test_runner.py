@@ -47,9 +47,11 @@ def test_path_and_host_routing_reach_the_function(dev: DevProcess) -> None:
 def test_the_gateway_serves_what_authz_checked_for_any_host(dev: DevProcess) -> None:
     """One host parser for routing and for the check: a host cannot make authz judge another route."""
     for host in ("storage-events.example.com", "upload.localhost", "authz.evil.example"):
-        # authz sees /<function>/brokers/default (admin); the gateway serves the same function's path
+        # authz judges /<function>/brokers/default (no such route), not the gateway's broker ingress
         answer = dev.request("POST", "/brokers/default", body=b"{}", headers={"Host": host}, user=None)
-        assert answer.status == 401, host
+        function = host.split(".", 1)[0]
+        assert answer.status == 404, host
+        assert json.loads(answer.data) == {"error": f"no route for POST /{function}/brokers/default"}
 
 
 def test_unknown_route_is_a_json_404(dev: DevProcess) -> None:

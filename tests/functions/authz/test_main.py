@@ -344,13 +344,19 @@ def test_dev_token_for_loopback_callers_only(authz: Authz, realm: DevRealm) -> N
         ("GET", "/authz/realms/datafrost/protocol/openid-connect/certs"),
         ("POST", "/authz/realms/datafrost/protocol/openid-connect/token"),
         ("POST", "/authz/dev/token"),
-        ("GET", "/web/index.html"),
     ],
 )
 def test_public_routes_are_allowed_without_a_token(authz: Authz, method: str, path: str) -> None:
     answer = authz.check(method, path, body=b"grant_type=password" if method == "POST" else b"")
     assert answer.status == 200
     assert "x-datafrost-user" not in answer.headers
+
+
+@pytest.mark.parametrize("path", ["/web/index.html", "/", "/catalog/nothing-here", "/no-such-function/x"])
+def test_a_path_no_route_declares_is_404_whatever_the_token(authz: Authz, realm: DevRealm, path: str) -> None:
+    for token in (None, token_for(authz, realm, "admin")):
+        answer = authz.check("GET", path, token)
+        assert answer.status == 404 and answer.json() == {"error": f"no route for GET {path}"}
 
 
 def test_no_token_is_401_with_a_challenge(authz: Authz) -> None:
@@ -538,8 +544,9 @@ def test_cluster_local_hosts_pass_only_when_configured(tmp_path: Path) -> None:
             assert (allowed.status, allowed.headers.get("x-datafrost-user")) == (200, None), host
         rabbitmq = server.check("POST", "/rabbitmq", host="storage-events.datafrost.svc.cluster.local")
         assert rabbitmq.status == 200
-        for host in ("catalog.datafrost.example.com", "evil-svc", "catalog.svc.cluster.local.example.com"):
+        for host in ("catalog.datafrost.example.com", "catalog.svc.cluster.local.example.com"):
             assert server.check("POST", "/", host=host).status == 401, host
+        assert server.check("POST", "/catalog/", host="evil-svc").status == 401  # no host routing there
     finally:
         server.stop()
 

@@ -28,10 +28,14 @@ http = urllib3.PoolManager(retries=False)
 
 
 class Served:
-    def __init__(self, sink_url: str, token: str | None) -> None:
+    """storage-events in its own process; with `auth` off unless asked (the service role of /rabbitmq
+    is checked by the function itself: test_the_rabbitmq_route_needs_the_service_role)."""
+
+    def __init__(self, sink_url: str, token: str | None, auth: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "K_SINK": sink_url, "DATAFROST_LOG_LEVEL": "WARNING"}
+        env["DATAFROST_AUTH"] = "on" if auth else "off"
         env.pop("DATAFROST_STORAGE_EVENTS_TOKEN", None)
         if token:
             env["DATAFROST_STORAGE_EVENTS_TOKEN"] = token
@@ -244,6 +248,19 @@ def test_the_rabbitmq_route_needs_a_cloudevent_by_post(served: Served, key: str)
     not_an_event = http.request("POST", served.url + "/rabbitmq", body=json.dumps(created(key)).encode())
     assert not_an_event.status == 400 and "specversion" in json.loads(not_an_event.data)["error"]
     assert http.request("GET", served.url + "/rabbitmq").status == 405
+
+
+def test_the_rabbitmq_route_needs_the_service_role(broker: Sink, key: str) -> None:
+    server = Served(broker.url, token=None, auth=True)
+    try:
+        headers, raw = source_event(created(key))
+        anonymous = http.request("POST", server.url + "/rabbitmq", body=raw, headers=headers)
+        assert anonymous.status == 401 and "authentication required" in json.loads(anonymous.data)["error"]
+        forged = {**headers, "Authorization": "Bearer not.a.token"}
+        assert http.request("POST", server.url + "/rabbitmq", body=raw, headers=forged).status == 401
+        assert server.post(created(key)).status == 200  # the webhook route stays public (MinIO's own token)
+    finally:
+        server.stop()
 
 
 def test_an_unreachable_broker_is_503(key: str) -> None:

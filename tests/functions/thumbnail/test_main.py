@@ -14,9 +14,11 @@ from PIL import Image
 from eventing.cloudevent import CloudEvent, new_event
 from eventing.http_codec import parse_http, to_binary
 from functions import registry
+from functions.runtime import target
 from functions.thumbnail import main
 from pipeline import events
 from shared.objectstore import ObjectStore
+from shared.objectstore.factory import open_store
 from shared.settings import from_env
 from tests.support import images as build
 from tests.support.memory_store import MemoryObjectStore
@@ -121,13 +123,20 @@ def test_a_deleted_object_is_not_an_error(store: MemoryObjectStore) -> None:
     assert main.thumbnail_event(created("gone/x.jpg", 10), store, CONFIG) is None
 
 
-def test_through_the_runtime_a_rejection_is_a_2xx_cloudevent_reply(
-    store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(main, "store", lambda: store)
-    headers, body = to_binary(upload(store, b"", event_id="upload-runtime"))
+def through_the_runtime(event: CloudEvent, data_dir: Path) -> flask.Response:
+    """The event POSTed to the function's own target, as the broker delivers it (auth off here)."""
+    handle = target(main.SPEC, from_env({"DATAFROST_DATA_DIR": str(data_dir), "DATAFROST_AUTH": "off"}))
+    headers, body = to_binary(event)
     with flask.Flask(__name__).test_request_context("/", method="POST", headers=headers, data=body):
-        response = main.handle(flask.request)
+        return handle(flask.request)
+
+
+def test_through_the_runtime_a_rejection_is_a_2xx_cloudevent_reply(tmp_path: Path) -> None:
+    local = open_store(
+        from_env({"DATAFROST_DATA_DIR": str(tmp_path)})
+    )  # the embedded store the function opens
+    local.ensure_bucket("uploads")
+    response = through_the_runtime(upload(local, b"", event_id="upload-runtime"), tmp_path)
     assert response.status_code == 200
     (reply,) = parse_http(response.headers, response.get_data(), max_bytes=1 << 20)
     assert (reply.type, reply.id) == (events.IMAGE_REJECTED, "upload-runtime.thumbnail.rejected")
@@ -135,8 +144,11 @@ def test_through_the_runtime_a_rejection_is_a_2xx_cloudevent_reply(
 
 
 def test_the_spec_triggers_on_uploads_and_is_registered() -> None:
-    assert main.SPEC.triggers[0].filter == {"type": events.OBJECT_CREATED, "bucket": "uploads"}
-    assert "functions.thumbnail.main" in registry.FUNCTION_MODULES
+    (trigger,) = main.SPEC.triggers
+    assert trigger.resolved_filter(from_env({})) == {"type": events.OBJECT_CREATED, "bucket": "uploads"}
+    photos = from_env({"DATAFROST_UPLOADS_BUCKET": "photos"})  # the bucket is a setting
+    assert trigger.resolved_filter(photos) == {"type": events.OBJECT_CREATED, "bucket": "photos"}
+    assert "thumbnail" in registry.FUNCTIONS
 
 
 def test_importing_the_function_does_not_load_pillow() -> None:

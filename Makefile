@@ -27,10 +27,11 @@ test: install  ## the whole suite (RabbitMQ/PostgreSQL tests skip with a reason 
 test-fast: install  ## the suite without the tests that need external services
 	$(BIN)/python -m pytest -m "not rabbitmq and not postgres"
 
-lint: install
+lint: install  ## ruff, yamllint and the import layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint --strict .
+	$(BIN)/lint-imports
 
 manifests: install  ## regenerate knative/ from the function registry
 	$(BIN)/datafrost manifests

@@ -26,7 +26,6 @@ class Settings:
     """Everything a process reads from its environment, in one place."""
 
     function: str  # K_SERVICE on Knative; the function name locally
-    port: int  # PORT
     sink: str | None  # K_SINK: where emitted events go (the broker ingress)
     data_dir: Path
     log_level: str
@@ -149,7 +148,6 @@ def from_env(env: dict[str, str]) -> Settings:
     """Settings from an explicit environment mapping (tests pass their own)."""
     return Settings(
         function=env.get("K_SERVICE", "datafrost"),
-        port=_int(env, "PORT", 8080),
         sink=env.get("K_SINK") or None,
         data_dir=Path(env.get("DATAFROST_DATA_DIR", ".datafrost")),
         log_level=env.get("DATAFROST_LOG_LEVEL", "INFO").upper(),

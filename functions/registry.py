@@ -29,12 +29,12 @@ BROKER_PATH = "/brokers/default"  # the broker ingress on the gateway (`POST`), 
 TRIGGERS_PATH = f"{BROKER_PATH}/triggers"
 # The gateway's own routes (not a function's): served by the local gateway, checked by authz like the rest.
 GATEWAY_ROUTES = (
-    route("GET", "/healthz", PUBLIC, description="gateway health"),
-    route("GET", "/metrics", VIEWER, description="the gateway's and every running function's metrics"),
-    route("GET", "/functions", VIEWER, description="function processes and their state"),
-    route("POST", BROKER_PATH, SERVICE, description="broker ingress"),
-    route("GET, POST", TRIGGERS_PATH, ADMIN, description="list or create triggers"),
-    route("GET, DELETE", TRIGGERS_PATH + "/<name>", ADMIN, description="show or delete a trigger"),
+    route("GET", "/healthz", PUBLIC),  # gateway health
+    route("GET", "/metrics", VIEWER),  # the gateway's and every running function's metrics
+    route("GET", "/functions", VIEWER),  # function processes and their state
+    route("POST", BROKER_PATH, SERVICE),  # broker ingress
+    route("GET, POST", TRIGGERS_PATH, ADMIN),  # list or create triggers
+    route("GET, DELETE", TRIGGERS_PATH + "/<name>", ADMIN),  # show or delete a trigger
 )
 GATEWAY_PATHS = frozenset(r.path.strip("/").split("/", 1)[0] for r in GATEWAY_ROUTES)
 

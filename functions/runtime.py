@@ -107,7 +107,7 @@ class FunctionApp:
     def __init__(self, spec: FunctionSpec, settings: Settings | None = None) -> None:
         self.spec = spec
         self.routes = spec.all_routes
-        self._router = router(self.routes)
+        self._urls = router(self.routes).bind("")  # matching only: one adapter serves every request
         self._given_settings = settings
         self._context: Context | None = None
         self._lock = threading.Lock()
@@ -145,7 +145,7 @@ class FunctionApp:
 
     def _answer(self, request: flask.Request, context: Context) -> flask.Response:
         try:
-            index, params = self._router.bind("").match(request.path or "/", method=request.method)
+            index, params = self._urls.match(request.path or "/", method=request.method)
         except NotFound:
             raise HttpError(f"no route for {request.method} {request.path}", 404) from None
         except MethodNotAllowed as exc:
@@ -161,12 +161,12 @@ class FunctionApp:
             if denied.challenge:
                 response.headers["WWW-Authenticate"] = denied.challenge
             return response
-        if route in (HEALTHZ, READYZ):
+        if route is HEALTHZ or route is READYZ:
             return json_response({"status": "ok", "function": self.spec.name})
-        if route == METRICS:
+        if route is METRICS:
             body, content_type = metrics.exposition()
             return flask.Response(body, content_type=content_type)
-        if route == EVENT_ROUTE:
+        if route is EVENT_ROUTE:
             return self.handle_event(request, context)
         assert route.handler is not None  # FunctionSpec refuses a route of its own without one
         call = Call(request, params, identity, context)

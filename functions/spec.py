@@ -83,7 +83,6 @@ class Route:
     role: str
     handler: RouteHandler | None = None
     serves: Serves | None = None
-    description: str = ""
 
     def __post_init__(self) -> None:
         where = f"route {' '.join(self.methods)} {self.path}"
@@ -95,19 +94,21 @@ class Route:
             raise ValueError(f"{where}: the path must start with '/'")
 
 
-def route(methods: str, path: str, role: str, handler: RouteHandler | None = None, **more: object) -> Route:
+def route(
+    methods: str, path: str, role: str, handler: RouteHandler | None = None, serves: Serves | None = None
+) -> Route:
     """`route("GET, DELETE", "/images/<id>", VIEWER, handler)`: methods as one comma-separated string."""
     names = tuple(m.strip().upper() for m in methods.split(",") if m.strip())
-    return Route(names, path, role, handler, **more)  # type: ignore[arg-type]
+    return Route(names, path, role, handler, serves)
 
 
 # Served by the runtime for every function: probes for the platform, metrics for Prometheus.
 BUILTIN_ROUTES = (
-    route("GET", "/healthz", PUBLIC, description="liveness"),
-    route("GET", "/readyz", PUBLIC, description="readiness"),
-    route("GET", "/metrics", SERVICE, description="Prometheus metrics of this process"),
+    route("GET", "/healthz", PUBLIC),  # liveness
+    route("GET", "/readyz", PUBLIC),  # readiness
+    route("GET", "/metrics", SERVICE),  # Prometheus metrics of this process
 )
-EVENT_ROUTE = route("POST", "/", EVENT_ROLE, description="CloudEvents delivered by the broker")
+EVENT_ROUTE = route("POST", "/", EVENT_ROLE)  # CloudEvents delivered by the broker
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from eventing.cloudevent import CloudEvent
 from functions.replies import image_reply, payload_of
+from functions.spec import UPLOADS_BUCKET, TriggerSpec
 from pipeline import events
 from shared import metrics
 from shared.objectstore import ObjectNotFound, ObjectStore
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 log = logging.getLogger("datafrost.uploads")
+# The trigger of every function that processes uploads: each object created in the uploads bucket.
+UPLOADS_CREATED = TriggerSpec(
+    "uploads", {"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: UPLOADS_BUCKET}
+)
 
 
 @dataclass(frozen=True)

@@ -75,13 +75,14 @@ def start_storage(
             config.storage_amqp_exchange,
             config.storage_amqp_routing_key,
             f"datafrost.{config.broker_name}.minio-events",
-            gateway_url + on_gateway(*_path_of(Serves.STORAGE_AMQP)),
+            gateway_url + _path_of(Serves.STORAGE_AMQP),
             credentials=credentials,
         )
         running.append(source.start())
     return running
 
 
-def _path_of(part: Serves) -> tuple[str, str]:
+def _path_of(part: Serves) -> str:
+    """Where on the gateway the function playing `part` takes it (`/storage-events/`, say)."""
     function, route = served_by(part)
-    return function.name, route.path
+    return on_gateway(function.name, route.path)

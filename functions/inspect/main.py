@@ -19,8 +19,8 @@ from eventing.cloudevent import CloudEvent
 from functions.context import Context
 from functions.replies import image_reply
 from functions.runtime import target
-from functions.spec import UPLOADS_BUCKET, FunctionSpec, TriggerSpec
-from functions.uploads import Finished, process_upload
+from functions.spec import FunctionSpec
+from functions.uploads import UPLOADS_CREATED, Finished, process_upload
 from pipeline import events
 from pipeline.ownership import owner_of
 from shared.objectstore import ObjectStore
@@ -58,12 +58,7 @@ SPEC = FunctionSpec(
     description="Describes uploaded images: size, format, hashes, EXIF, dominant colour",
     consumes=(events.OBJECT_CREATED,),
     emits=(events.IMAGE_ANALYZED, events.IMAGE_REJECTED),
-    triggers=(
-        TriggerSpec(
-            name="uploads",
-            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: UPLOADS_BUCKET},
-        ),
-    ),
+    triggers=(UPLOADS_CREATED,),
     on_event=on_event,
     visibility="cluster-local",  # events only: nothing for users to call
 )

@@ -20,8 +20,8 @@ from eventing.cloudevent import CloudEvent
 from functions.context import Context
 from functions.replies import image_reply
 from functions.runtime import target
-from functions.spec import UPLOADS_BUCKET, FunctionSpec, TriggerSpec
-from functions.uploads import Finished, process_upload
+from functions.spec import FunctionSpec
+from functions.uploads import UPLOADS_CREATED, Finished, process_upload
 from pipeline import events
 from shared import metrics
 from shared.objectstore import ObjectStore
@@ -83,12 +83,7 @@ SPEC = FunctionSpec(
     description="Renders resized, metadata-free variants of uploaded images",
     consumes=(events.OBJECT_CREATED,),
     emits=(events.IMAGE_THUMBNAILED, events.IMAGE_REJECTED),
-    triggers=(
-        TriggerSpec(
-            name="uploads",
-            filter={"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: UPLOADS_BUCKET},
-        ),
-    ),
+    triggers=(UPLOADS_CREATED,),
     on_event=on_event,
     visibility="cluster-local",  # events only: nothing for users to call
 )

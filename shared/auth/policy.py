@@ -35,7 +35,7 @@ class RoutePolicy:
 
     def __init__(self, rules: Iterable[tuple[Collection[str], str, str]]) -> None:
         self.rules = tuple((frozenset(methods), pattern, role) for methods, pattern, role in rules)
-        self._map = Map(
+        self._urls = Map(
             [
                 Rule(pattern, methods=sorted(methods), endpoint=i)
                 for i, (methods, pattern, _) in enumerate(self.rules)
@@ -43,13 +43,13 @@ class RoutePolicy:
             strict_slashes=False,
             merge_slashes=False,
             redirect_defaults=False,
-        )
+        ).bind("")  # matching only: one adapter serves every check
 
     def role(self, method: str, path: str) -> str:
         """The role the route needs (or the table's public marker). Raises RefusedPath or NoRoute."""
         path = normalize_path(path)
         try:
-            index, _ = self._map.bind("").match(path, method=method.upper())
+            index, _ = self._urls.match(path, method=method.upper())
         except NotFound:
             raise NoRoute(f"no route for {method.upper()} {path}") from None
         except MethodNotAllowed as exc:

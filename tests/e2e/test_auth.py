@@ -12,38 +12,21 @@ import pytest
 
 from eventing.cloudevent import new_event
 from eventing.http_codec import to_binary
-from shared.auth.dev_issuer import ensure_dev_realm
 from tests.support import images
-from tests.support.platform import DevProcess
+from tests.support.platform import DevProcess, add_dev_users
 
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
     data_dir = tmp_path_factory.mktemp("auth") / "data"
-    ensure_dev_realm(data_dir)  # the realm files, so the test can add its own users
-    users_file = data_dir / "auth" / "users.json"
-    config = json.loads(users_file.read_text())
-    for name, roles in (("alice", ["editor"]), ("bob", ["editor"]), ("victor", ["viewer"])):
-        config["users"].append({"username": name, "roles": roles, "password": f"{name}-secret-pw"})
-    users_file.write_text(json.dumps(config))
+    add_dev_users(data_dir, {"alice": ["editor"], "bob": ["editor"], "victor": ["viewer"]})
     platform = DevProcess(data_dir, "--keep-warm").start()
     yield platform
     platform.stop()
 
 
 def upload_as(dev: DevProcess, user: str) -> str:
-    response = dev.request(
-        "POST", "/upload", user=user, body=images.jpeg((64, 48)), headers={"X-Filename": "a.jpg"}
-    )
-    assert response.status == 201, response.data
-    the_id: str = json.loads(response.data)["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status, body = dev.json("GET", f"/catalog/images/{the_id}", user=user)
-        if status == 200 and body["status"] == "ready":
-            return the_id
-        time.sleep(0.1)
-    raise AssertionError(f"{user}'s image {the_id} never became ready")
+    return dev.upload_ready(user, images.jpeg((64, 48)))
 
 
 def test_owners_see_only_their_images_and_a_foreign_id_is_404(dev: DevProcess) -> None:

@@ -8,7 +8,6 @@ handler's own answer otherwise. A route added to a spec without a sample here fa
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,10 +18,9 @@ from eventing.cloudevent import new_event
 from eventing.http_codec import to_binary
 from functions.registry import GATEWAY_ROUTES, all_specs, on_gateway
 from functions.spec import PUBLIC, Route
-from shared.auth.dev_issuer import ensure_dev_realm
 from shared.auth.identity import ADMIN, EDITOR, SERVICE, VIEWER, Identity
 from tests.support import images
-from tests.support.platform import DevProcess
+from tests.support.platform import DevProcess, add_dev_users
 
 http = urllib3.PoolManager(retries=False)
 
@@ -61,28 +59,14 @@ class Request:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
     data_dir = tmp_path_factory.mktemp("routes") / "data"
-    ensure_dev_realm(data_dir)
-    users_file = data_dir / "auth" / "users.json"
-    config = json.loads(users_file.read_text())
-    for name in ("alice", "bob"):
-        config["users"].append({"username": name, "roles": [EDITOR], "password": f"{name}-secret-pw"})
-    users_file.write_text(json.dumps(config))
+    add_dev_users(data_dir, {"alice": [EDITOR], "bob": [EDITOR]})
     platform = DevProcess(data_dir, "--keep-warm").start()
     yield platform
     platform.stop()
 
 
 def ready_image(dev: DevProcess, user: str) -> str:
-    response = dev.request("POST", "/upload", user=user, body=images.jpeg((64, 48)))
-    assert response.status == 201, response.data
-    image_id: str = json.loads(response.data)["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status, body = dev.json("GET", f"/catalog/images/{image_id}", user=user)
-        if status == 200 and body["status"] == "ready":
-            return image_id
-        time.sleep(0.1)
-    raise AssertionError(f"{user}'s image {image_id} never became ready")
+    return dev.upload_ready(user, images.jpeg((64, 48)))
 
 
 def owner_only(allowed_status: int) -> Callable[[Caller], int]:

@@ -4,9 +4,6 @@ MinIO's AMQP target does reach the broker through storage-events' /rabbitmq rout
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -15,49 +12,18 @@ from uuid import uuid4
 
 import pika
 import pytest
-import urllib3
 from pika.adapters.blocking_connection import BlockingChannel
 
 from eventing.cloudevent import CloudEvent
 from localplatform.minio_amqp import MinioAmqpSource
-from localplatform.processes import free_port
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
 from shared.objectstore import ObjectInfo
+from tests.support.functions import ServedFunction
 from tests.support.sink import Sink, status
 
 pytestmark = pytest.mark.rabbitmq
 ROUTING_KEY = "minio.events"
-
-
-class StorageEvents:
-    """storage-events in its own process (auth off: tokens are the platform's business, tested in
-    tests/e2e), its K_SINK a real sink standing in for the broker ingress."""
-
-    def __init__(self, broker: Sink) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "K_SINK": broker.url, "DATAFROST_AUTH": "off", "DATAFROST_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "localplatform.serve", "storage-events", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, "storage-events exited"
-            try:
-                if urllib3.request("GET", self.url + "/healthz", timeout=1, retries=False).status == 200:
-                    return
-            except urllib3.exceptions.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "storage-events did not become ready"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.fixture
@@ -68,8 +34,10 @@ def broker() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def storage_events(broker: Sink) -> Iterator[StorageEvents]:
-    served = StorageEvents(broker)
+def storage_events(broker: Sink) -> Iterator[ServedFunction]:
+    """storage-events in its own process (auth off: tokens are the platform's business, tested in
+    tests/e2e), its K_SINK a real sink standing in for the broker ingress."""
+    served = ServedFunction("storage-events", {"K_SINK": broker.url, "DATAFROST_AUTH": "off"})
     yield served
     served.stop()
 
@@ -104,7 +72,7 @@ def channel(amqp_url: str) -> Iterator[BlockingChannel]:
 
 @pytest.fixture
 def sources(
-    amqp_url: str, names: tuple[str, str], storage_events: StorageEvents
+    amqp_url: str, names: tuple[str, str], storage_events: ServedFunction
 ) -> Iterator[Callable[[], MinioAmqpSource]]:
     """Start a source posting to storage-events' /rabbitmq route, as the platform wires it."""
     started: list[MinioAmqpSource] = []

@@ -92,6 +92,19 @@ class DevProcess:
         )
         return response.status, (json.loads(response.data) if response.data else None)
 
+    def upload_ready(self, user: str, image: bytes, timeout: float = 30.0) -> str:
+        """Upload `image` as `user` through the gateway; its id once the catalog says it is ready."""
+        response = self.request("POST", "/upload", user=user, body=image, headers={"X-Filename": "a.jpg"})
+        assert response.status == 201, response.data
+        image_id: str = json.loads(response.data)["id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, body = self.json("GET", f"/catalog/images/{image_id}", user=user)
+            if status == 200 and body["status"] == "ready":
+                return image_id
+            time.sleep(0.1)
+        raise AssertionError(f"{user}'s image {image_id} never became ready")
+
     def functions(self) -> dict[str, dict[str, Any]]:
         _, body = self.json("GET", "/functions")
         return {f["name"]: f for f in body["functions"]}
@@ -116,6 +129,19 @@ class DevProcess:
             if line.startswith("{"):
                 lines.append(json.loads(line))
         return lines
+
+
+def add_dev_users(data_dir: Path, users: dict[str, list[str]]) -> None:
+    """Users (name -> roles) in the dev realm of `data_dir`, made before the platform starts; each
+    password is `<name>-secret-pw`."""
+    from shared.auth.dev_issuer import ensure_dev_realm
+
+    ensure_dev_realm(data_dir)  # the realm files, so the test can add its own users
+    users_file = data_dir / "auth" / "users.json"
+    config = json.loads(users_file.read_text())
+    for name, roles in users.items():
+        config["users"].append({"username": name, "roles": roles, "password": f"{name}-secret-pw"})
+    users_file.write_text(json.dumps(config))
 
 
 def process_alive(pid: int) -> bool:

@@ -6,20 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import flask
 import pytest
 
 from eventing.cloudevent import CloudEvent, new_event
-from eventing.http_codec import parse_http, to_binary
+from eventing.http_codec import parse_http
 from functions import registry
 from functions.inspect import main
-from functions.runtime import target
 from pipeline import events
 from shared.errors import PermanentEventError
 from shared.objectstore import ObjectStore
 from shared.objectstore.factory import open_store
 from shared.settings import from_env
 from tests.support import images as build
+from tests.support.functions import deliver
 from tests.support.memory_store import MemoryObjectStore
 
 CONFIG = from_env({"DATAFROST_MAX_UPLOAD_BYTES": "100000"})
@@ -116,21 +115,13 @@ def test_a_malformed_payload_is_a_permanent_error(store: MemoryObjectStore) -> N
         main.inspect_event(event, store, CONFIG)
 
 
-def through_the_runtime(event: CloudEvent, data_dir: Path) -> flask.Response:
-    """The event POSTed to the function's own target, as the broker delivers it (auth off here)."""
-    handle = target(main.SPEC, from_env({"DATAFROST_DATA_DIR": str(data_dir), "DATAFROST_AUTH": "off"}))
-    headers, body = to_binary(event)
-    with flask.Flask(__name__).test_request_context("/", method="POST", headers=headers, data=body):
-        return handle(flask.request)
-
-
 def test_through_the_runtime_a_rejection_is_a_2xx_cloudevent_reply(tmp_path: Path) -> None:
     local = open_store(
         from_env({"DATAFROST_DATA_DIR": str(tmp_path)})
     )  # the embedded store the function opens
     local.ensure_bucket("uploads")
-    response = through_the_runtime(
-        upload(local, "frank/notes.jpg", build.text_file(), "upload-runtime"), tmp_path
+    response = deliver(
+        main.SPEC, upload(local, "frank/notes.jpg", build.text_file(), "upload-runtime"), tmp_path
     )
     assert response.status_code == 200
     (reply,) = parse_http(response.headers, response.get_data(), max_bytes=1 << 20)

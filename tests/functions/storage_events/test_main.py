@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,50 +18,27 @@ from localplatform.processes import free_port
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
 from shared.objectstore import ObjectInfo
+from tests.support.functions import ServedFunction
 from tests.support.sink import Sink, status
 
 TOKEN = "s3cr3t-webhook-token"
 http = urllib3.PoolManager(retries=False)
 
 
-class Served:
-    """storage-events in its own process; with `auth` off unless asked (the service role of /rabbitmq
-    is checked by the function itself: test_the_rabbitmq_route_needs_the_service_role)."""
+class Served(ServedFunction):
+    """storage-events with its K_SINK at `sink_url`; with auth off unless asked (the service role of
+    /rabbitmq is checked by the function itself: test_the_rabbitmq_route_needs_the_service_role)."""
 
     def __init__(self, sink_url: str, token: str | None, auth: bool = False) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "K_SINK": sink_url, "DATAFROST_LOG_LEVEL": "WARNING"}
-        env["DATAFROST_AUTH"] = "on" if auth else "off"
-        env.pop("DATAFROST_STORAGE_EVENTS_TOKEN", None)
-        if token:
-            env["DATAFROST_STORAGE_EVENTS_TOKEN"] = token
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "localplatform.serve", "storage-events", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, "storage-events exited"
-            try:
-                if http.request("GET", self.url + "/healthz", timeout=1).status == 200:
-                    return
-            except urllib3.exceptions.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "storage-events did not become ready"
-            time.sleep(0.05)
+        env = {"K_SINK": sink_url, "DATAFROST_AUTH": "on" if auth else "off"}
+        env["DATAFROST_STORAGE_EVENTS_TOKEN"] = token or ""  # empty: no token required
+        super().__init__("storage-events", env)
 
     def post(self, body: Any, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         return http.request(
             "POST", self.url + "/", body=raw, headers={"Content-Type": "application/json", **(headers or {})}
         )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import flask
 import pytest
 from PIL import Image
 
 from eventing.cloudevent import CloudEvent, new_event
-from eventing.http_codec import parse_http, to_binary
+from eventing.http_codec import parse_http
 from functions import registry
-from functions.runtime import target
 from functions.thumbnail import main
 from pipeline import events
 from shared.objectstore import ObjectStore
 from shared.objectstore.factory import open_store
 from shared.settings import from_env
 from tests.support import images as build
+from tests.support.functions import deliver
 from tests.support.memory_store import MemoryObjectStore
 
 CONFIG = from_env({"DATAFROST_VARIANTS": "thumb:256:webp,preview:1024:webp"})
@@ -123,20 +122,12 @@ def test_a_deleted_object_is_not_an_error(store: MemoryObjectStore) -> None:
     assert main.thumbnail_event(created("gone/x.jpg", 10), store, CONFIG) is None
 
 
-def through_the_runtime(event: CloudEvent, data_dir: Path) -> flask.Response:
-    """The event POSTed to the function's own target, as the broker delivers it (auth off here)."""
-    handle = target(main.SPEC, from_env({"DATAFROST_DATA_DIR": str(data_dir), "DATAFROST_AUTH": "off"}))
-    headers, body = to_binary(event)
-    with flask.Flask(__name__).test_request_context("/", method="POST", headers=headers, data=body):
-        return handle(flask.request)
-
-
 def test_through_the_runtime_a_rejection_is_a_2xx_cloudevent_reply(tmp_path: Path) -> None:
     local = open_store(
         from_env({"DATAFROST_DATA_DIR": str(tmp_path)})
     )  # the embedded store the function opens
     local.ensure_bucket("uploads")
-    response = through_the_runtime(upload(local, b"", event_id="upload-runtime"), tmp_path)
+    response = deliver(main.SPEC, upload(local, b"", event_id="upload-runtime"), tmp_path)
     assert response.status_code == 200
     (reply,) = parse_http(response.headers, response.get_data(), max_bytes=1 << 20)
     assert (reply.type, reply.id) == (events.IMAGE_REJECTED, "upload-runtime.thumbnail.rejected")

@@ -1,0 +1,56 @@
+"""One function served for real: in its own process (`python -m localplatform.serve`), or its target
+called in-process with a CloudEvent, as the broker delivers it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import flask
+import urllib3
+
+from eventing.cloudevent import CloudEvent
+from eventing.http_codec import to_binary
+from functions.runtime import target
+from functions.spec import FunctionSpec
+from localplatform.processes import free_port
+from shared.settings import from_env
+
+
+class ServedFunction:
+    """A function's own process on a free loopback port, with `env` over this process's environment."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "localplatform.serve", name, str(self.port)],
+            env={**os.environ, "DATAFROST_LOG_LEVEL": "WARNING", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, f"{name} exited"
+            try:
+                if urllib3.request("GET", self.url + "/healthz", timeout=1, retries=False).status == 200:
+                    return
+            except urllib3.exceptions.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{name} did not become ready"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def deliver(spec: FunctionSpec, event: CloudEvent, data_dir: Path) -> flask.Response:
+    """The event POSTed to the function's own target, as the broker delivers it (auth off here)."""
+    handle = target(spec, from_env({"DATAFROST_DATA_DIR": str(data_dir), "DATAFROST_AUTH": "off"}))
+    headers, body = to_binary(event)
+    with flask.Flask(__name__).test_request_context("/", method="POST", headers=headers, data=body):
+        return handle(flask.request)

@@ -41,7 +41,11 @@ def _kn_service(r: Resource) -> str:
     ]
     args += ["--port", f"{container['ports'][0]['name']}:{container['ports'][0]['containerPort']}"]
     for env in container["env"]:
-        args += ["--env", f"{env['name']}={env['value']}"]
+        if "valueFrom" in env:
+            ref = env["valueFrom"]["secretKeyRef"]
+            args += ["--env-value-from", f"{env['name']}=secret:{ref['name']}:{ref['key']}"]
+        else:
+            args += ["--env", f"{env['name']}={env['value']}"]
     for source in container["envFrom"]:
         ref = source.get("configMapRef") or source["secretRef"]
         args += ["--env-from", f"{'config-map' if 'configMapRef' in source else 'secret'}:{ref['name']}"]

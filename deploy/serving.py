@@ -6,6 +6,7 @@ from typing import Any
 
 from deploy.common import CONFIG_MAP, IMAGE, PORT, SECRET, SINK_LABEL, Resource, metadata
 from functions.spec import TARGET, FunctionSpec, Resources, relative_source
+from shared.settings import database_variable
 
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
 
@@ -25,11 +26,14 @@ def _probe(path: str) -> dict[str, Any]:
 def service(spec: FunctionSpec) -> Resource:
     """One Knative Service: the single image, this function's source and target, its scaling."""
     scaling = spec.scaling
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "FUNCTION_SOURCE", "value": relative_source(spec.name)},
         {"name": "FUNCTION_TARGET", "value": TARGET},
         *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
     ]
+    if spec.database:  # its own database: a required key of the Secret (the pod will not start without it)
+        variable = database_variable(spec.name)
+        env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": variable}}})
     annotations = {
         "autoscaling.knative.dev/min-scale": str(scaling.min_scale),
         "autoscaling.knative.dev/max-scale": str(scaling.max_scale),

@@ -14,14 +14,14 @@ import yaml
 import shared.settings
 from cli.manifests import rendered_files
 from deploy import PATCHES, render
-from deploy.common import NAMESPACE
+from deploy.common import NAMESPACE, SECRET
 from deploy.config import cluster_settings
 from functions.authz.main import CHECK_PREFIX
 from functions.registry import all_specs
 from functions.spec import relative_source
 from functions.storage_events.rabbitmq_source import RABBITMQ_SOURCE_EVENT
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
-from shared.settings import from_env
+from shared.settings import database_variable, from_env
 
 
 def resources() -> list[dict[str, Any]]:
@@ -72,8 +72,19 @@ def test_scaling_annotations_equal_the_registry() -> None:
         assert annotations["autoscaling.knative.dev/target"] == str(spec.scaling.target_concurrency)
         assert template["spec"]["containerConcurrency"] == spec.scaling.container_concurrency
         assert template["spec"]["timeoutSeconds"] == spec.scaling.timeout_seconds
-        env = {e["name"]: e["value"] for e in template["spec"]["containers"][0]["env"]}
+        env = {e["name"]: e.get("value") or e["valueFrom"] for e in template["spec"]["containers"][0]["env"]}
         assert Path(env["FUNCTION_SOURCE"]) == spec.source.relative_to(spec.source.parents[2])
+
+
+def test_a_function_with_a_database_requires_its_url_from_the_secret() -> None:
+    services = knative_services()
+    for spec in all_specs():
+        env = services[spec.name]["spec"]["template"]["spec"]["containers"][0]["env"]
+        from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+        variable = database_variable(spec.name)
+        expected = {variable: {"name": SECRET, "key": variable}} if spec.database else {}
+        assert from_secret == expected, spec.name
+    assert {s.name for s in all_specs() if s.database} == {"catalog", "dead-letters"}
 
 
 def test_the_sink_binding_covers_exactly_the_functions_that_post_events() -> None:

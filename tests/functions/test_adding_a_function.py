@@ -86,8 +86,13 @@ def test_the_gateway_policy_knows_its_routes(registered: FunctionSpec) -> None:
 def test_the_manifests_deploy_it(registered: FunctionSpec) -> None:
     files = render(registry.all_specs())
     (service,) = [s for s in files["services.yaml"] if s["metadata"]["name"] == NAME]
-    env = {e["name"]: e["value"] for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value") or e["valueFrom"]
+        for e in service["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["FUNCTION_SOURCE"] == "functions/throwaway_counter/main.py"
+    database = "DATAFROST_THROWAWAY_COUNTER_DB"  # its own database: a required key of the Secret
+    assert env[database] == {"secretKeyRef": {"name": "datafrost-secrets", "key": database}}
     (trigger,) = [t for t in files["triggers.yaml"] if t["metadata"]["name"] == f"{NAME}-created"]
     assert trigger["spec"]["filter"]["attributes"] == {"bucket": "uploads", "type": events.OBJECT_CREATED}
     assert trigger["spec"]["subscriber"]["ref"]["name"] == NAME

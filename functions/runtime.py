@@ -36,6 +36,7 @@ from shared.auth.identity import SERVICE, Identity
 from shared.auth.verify import verifier_from_settings
 from shared.errors import HttpError, error_body
 from shared.logging import log_fields
+from shared.paths import RefusedPath, request_path
 from shared.settings import Settings, from_env
 
 log = logging.getLogger("datafrost.function")
@@ -144,8 +145,12 @@ class FunctionApp:
         return response
 
     def _answer(self, request: flask.Request, context: Context) -> flask.Response:
+        try:  # the path as sent, read once: a path two hops could read differently is refused
+            path = request_path(request.environ)
+        except RefusedPath as exc:
+            raise HttpError(str(exc), 400) from None
         try:
-            index, params = self._urls.match(request.path or "/", method=request.method)
+            index, params = self._urls.match(path, method=request.method)
         except NotFound:
             raise HttpError(f"no route for {request.method} {request.path}", 404) from None
         except MethodNotAllowed as exc:

@@ -16,6 +16,7 @@ from functions.registry import route_prefix, served_by
 from functions.spec import Serves
 from localplatform.processes import FunctionStartError, ProcessManager
 from shared.errors import error_body
+from shared.paths import encoded
 
 log = logging.getLogger("datafrost.ext-authz")
 FORWARDED_HEADERS = ("Host", "Authorization", "Content-Length")
@@ -36,13 +37,17 @@ class ExtAuthz:
         self._http = urllib3.PoolManager(maxsize=32, retries=False)
 
     def deny(self, request: Request, path: str) -> Response | None:
-        """None to let the request through, else the answer the client gets."""
+        """None to let the request through, else the answer the client gets (`path`: canonical)."""
         headers = {name: request.headers[name] for name in FORWARDED_HEADERS[:2] if name in request.headers}
         body = request.get_data()[:MAX_BODY_BYTES]  # cached: the proxy still sends all of it upstream
         headers["Content-Length"] = str(len(body))
         if request.content_length and request.content_length > len(body):
             headers[PARTIAL_BODY_HEADER] = "true"
-        target = self._prefix + path + ("?" + request.query_string.decode() if request.query_string else "")
+        target = (
+            self._prefix
+            + encoded(path)
+            + ("?" + request.query_string.decode() if request.query_string else "")
+        )
         try:
             with self._processes.functions[self._function].use() as base:
                 answer = self._http.request(

@@ -28,6 +28,7 @@ from localplatform.trigger_store import TriggerStore
 from shared import metrics
 from shared.auth.policy import host_function
 from shared.errors import error_body
+from shared.paths import RefusedPath, encoded, request_path
 
 log = logging.getLogger("datafrost.gateway")
 HOP_BY_HOP = frozenset(
@@ -88,17 +89,20 @@ class Gateway:
         return response(environ, start_response)
 
     def route(self, request: Request) -> Response:
+        try:  # read once: what authz checks is what is routed and what the function serves
+            path = request_path(request.environ)
+        except RefusedPath as exc:
+            return error(str(exc), 400)
         host_function = self._function_from_host(request.host)
-        if request.path == "/healthz" and host_function is None:
+        if path == "/healthz" and host_function is None:
             return ok_json({"status": "ok"})  # the gateway's own health never depends on authz
         if self.authz is not None:
             # the original path and Host: authz maps host routing itself, as behind Kourier
-            denied = self.authz.deny(request, request.path)
+            denied = self.authz.deny(request, path)
             if denied is not None:
                 return denied
         if host_function is not None:
-            return self.proxy(request, host_function, request.path)
-        path = request.path
+            return self.proxy(request, host_function, path)
         if path == "/healthz":
             return ok_json({"status": "ok"})
         if path == "/metrics" and request.method == "GET":
@@ -215,7 +219,7 @@ class Gateway:
         headers = {k: v for k, v in strip_internal_headers(request).items() if k.lower() not in NOT_FORWARDED}
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-For"] = request.remote_addr or ""
-        target = path + ("?" + request.query_string.decode() if request.query_string else "")
+        target = encoded(path) + ("?" + request.query_string.decode() if request.query_string else "")
         body = request.get_data()
         try:
             with fn.use() as base:

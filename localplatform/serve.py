@@ -15,6 +15,7 @@ import threading
 import time
 
 from functions.spec import TARGET, function_source
+from shared.paths import refuse_ambiguous_paths
 
 THREADS = 16  # requests served at once; deliveries are bounded by each trigger's parallelism
 
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> None:
 
     app = create_app(TARGET, str(source), "http")
     waitress.serve(
-        app,
+        refuse_ambiguous_paths(app),  # before Flask's router can redirect an odd path anywhere
         host="127.0.0.1",
         port=port,
         threads=THREADS,

@@ -48,6 +48,7 @@ from shared.auth.policy import NoRoute, RefusedPath, gateway_path
 from shared.auth.verify import issuer_of, verifier_from_settings
 from shared.errors import HttpError
 from shared.logging import log_fields
+from shared.paths import request_path
 from shared.settings import Settings
 
 CHECK_PREFIX = "/check"
@@ -97,7 +98,10 @@ def check(call: Call) -> flask.Response:
     """The ext-authz decision for the original request under the /check prefix."""
     request, config = call.request, call.settings
     method = request.method
-    original = request.path[len(CHECK_PREFIX) :] or "/"
+    try:  # the path as sent, read once (shared.paths): what is checked is what the gateway routes
+        original = request_path(request.environ)[len(CHECK_PREFIX) :] or "/"
+    except RefusedPath as exc:
+        return _deny(Denied(400, str(exc)), method, request.path)
     if not config.auth_enabled or is_cluster_local(request.host, config):
         return flask.Response(status=200)
     try:

@@ -3,23 +3,22 @@
 The table is data the registry builds from every function's spec (`functions.registry.gateway_policy`);
 nothing here names a function. A path no route declares has no role: it is refused (404) at the edge.
 
-Paths are normalised before matching: repeated slashes collapse (the gateway and the functions ignore
-empty segments too); a `.` or `..` segment is refused outright (`RefusedPath`). With host routing
-(`Host: catalog.localhost`, or Knative's `catalog.<namespace>.<domain>`), `gateway_path` puts the
-function's name in front of the path first.
+Paths are canonical (`shared.paths`): one that could be read two ways (dot segments, doubled
+slashes, encoded slashes or dots, backslashes, control characters) is refused outright
+(`RefusedPath`). With host routing (`Host: catalog.localhost`, or Knative's
+`catalog.<namespace>.<domain>`), `gateway_path` puts the function's name in front of the path first.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
+from shared.paths import RefusedPath, checked
 
-class RefusedPath(ValueError):
-    """A path no rule should be asked about (dot segments): refused whatever the token."""
+__all__ = ["NoRoute", "RefusedPath", "RoutePolicy", "gateway_path", "host_function"]
 
 
 class NoRoute(LookupError):
@@ -46,8 +45,10 @@ class RoutePolicy:
         ).bind("")  # matching only: one adapter serves every check
 
     def role(self, method: str, path: str) -> str:
-        """The role the route needs (or the table's public marker). Raises RefusedPath or NoRoute."""
-        path = normalize_path(path)
+        """The role the route needs (or the table's public marker) for a decoded path.
+
+        Raises RefusedPath (a path that is not canonical) or NoRoute."""
+        path = checked(path)
         try:
             index, _ = self._urls.match(path, method=method.upper())
         except NotFound:
@@ -58,15 +59,6 @@ class RoutePolicy:
                 f"{method.upper()} is not allowed on {path} ({', '.join(allowed)})", allowed
             ) from None
         return self.rules[index][2]
-
-
-def normalize_path(path: str) -> str:
-    """`path` with repeated slashes collapsed; raises RefusedPath for `.` or `..` segments."""
-    path = "/" + path.lstrip("/")
-    segments = path.split("/")
-    if any(segment in (".", "..") for segment in segments):
-        raise RefusedPath("paths with '.' or '..' segments are refused")
-    return re.sub(r"/{2,}", "/", path)
 
 
 def host_function(host: str | None, functions: Collection[str]) -> str | None:

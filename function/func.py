@@ -85,16 +85,13 @@ class DataFrostFunction:
         self.app: WsgiApp | None = None
 
     def start(self, cfg: Mapping[str, str]) -> None:
-        import functions_framework  # the function's own imports happen here, at start, not at import
-
         from functions.spec import TARGET
-        from shared.paths import refuse_ambiguous_paths
+        from shared.function_app import function_app  # the function's own imports happen at start
 
         source = Path(cfg.get("FUNCTION_SOURCE") or os.environ["FUNCTION_SOURCE"])
         target = cfg.get("FUNCTION_TARGET") or os.environ.get("FUNCTION_TARGET", TARGET)
         source = source if source.is_absolute() else ROOT / source
-        app = functions_framework.create_app(target=target, source=str(source), signature_type="http")
-        self.app = refuse_ambiguous_paths(app)  # before Flask's router can redirect an odd path
+        self.app = function_app(target, str(source))
 
     def stop(self) -> None:
         self.app = None

@@ -13,6 +13,7 @@ from functools import cache
 from functions.spec import PUBLIC, FunctionSpec, Route, Serves, function_module, route
 from shared.auth.identity import ADMIN, SERVICE, VIEWER
 from shared.auth.policy import RoutePolicy
+from shared.settings import Settings
 
 # One line per function; its folder functions/<name>/main.py holds SPEC and the `handle` target.
 FUNCTIONS = (
@@ -104,10 +105,17 @@ def on_gateway(function: str, route_path: str) -> str:
     return f"/{function}{route_path}"
 
 
+def largest_body(config: Settings) -> int:
+    """The largest request body any route takes: the most the gateway's server receives at all."""
+    own = max(r.max_body.resolve(config) for r in GATEWAY_ROUTES)
+    return max(own, *(s.max_body(config) for s in all_specs()))
+
+
 @cache
-def gateway_policy() -> RoutePolicy:
-    """The role every gateway path needs: the gateway's own routes and every function's, by prefix."""
-    rules = [(r.methods, r.path, r.role) for r in GATEWAY_ROUTES]
+def gateway_policy() -> RoutePolicy[Route]:
+    """The route every gateway path reaches (its role, its body limit): the gateway's own routes and
+    every function's, by prefix."""
+    rules = [(r.methods, r.path, r) for r in GATEWAY_ROUTES]
     for s in all_specs():
-        rules += [(r.methods, on_gateway(s.name, r.path), r.role) for r in s.all_routes]
+        rules += [(r.methods, on_gateway(s.name, r.path), r) for r in s.all_routes]
     return RoutePolicy(rules)

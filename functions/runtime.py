@@ -96,6 +96,16 @@ def _event_response(reply: CloudEvent | None) -> flask.Response:
     return flask.Response(body, status=200, headers=headers)
 
 
+def limit_body(request: flask.Request, limit: int) -> None:
+    """Refuse a body over the route's limit before reading any of it (413); a body without a length
+    (chunked) is cut off as it streams past the limit."""
+    if request.content_length is not None and request.content_length > limit:
+        raise HttpError(
+            f"request body of {request.content_length} bytes is over this route's limit of {limit} bytes", 413
+        )
+    request.max_content_length = limit
+
+
 def router(routes: tuple[Route, ...]) -> Map:
     """werkzeug's router over the routes (endpoint: the route's index); `/x/` and `/x` are one path."""
     rules = [Rule(r.path, methods=list(r.methods), endpoint=i) for i, r in enumerate(routes)]
@@ -166,6 +176,7 @@ class FunctionApp:
             if denied.challenge:
                 response.headers["WWW-Authenticate"] = denied.challenge
             return response
+        limit_body(request, route.max_body.resolve(context.settings))
         if route is HEALTHZ or route is READYZ:
             return json_response({"status": "ok", "function": self.spec.name})
         if route is METRICS:

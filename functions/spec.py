@@ -60,6 +60,24 @@ def function_source(name: str) -> Path:
     return PROJECT_ROOT / relative_source(name)
 
 
+@dataclass(frozen=True)
+class BodyLimit:
+    """The most bytes a route takes in a request body: a setting, plus room for framing (multipart)."""
+
+    setting: str
+    slack: int = 0
+
+    def resolve(self, config: Settings) -> int:
+        value = getattr(config, self.setting)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"setting {self.setting} must be a byte count for a body limit")
+        return value + self.slack
+
+
+EVENT_BODY = BodyLimit("max_event_bytes")  # every route's limit unless it says otherwise
+UPLOAD_BODY = BodyLimit("max_upload_bytes", slack=64 * 1024)  # an image, raw or in a multipart form
+
+
 class Serves(StrEnum):
     """A part the platform needs someone to play; the route that plays it says so (`Route.serves`)."""
 
@@ -83,6 +101,7 @@ class Route:
     role: str
     handler: RouteHandler | None = None
     serves: Serves | None = None
+    max_body: BodyLimit = EVENT_BODY  # checked before the body is read (Content-Length), and as it streams
 
     def __post_init__(self) -> None:
         where = f"route {' '.join(self.methods)} {self.path}"
@@ -95,11 +114,16 @@ class Route:
 
 
 def route(
-    methods: str, path: str, role: str, handler: RouteHandler | None = None, serves: Serves | None = None
+    methods: str,
+    path: str,
+    role: str,
+    handler: RouteHandler | None = None,
+    serves: Serves | None = None,
+    max_body: BodyLimit = EVENT_BODY,
 ) -> Route:
     """`route("GET, DELETE", "/images/<id>", VIEWER, handler)`: methods as one comma-separated string."""
     names = tuple(m.strip().upper() for m in methods.split(",") if m.strip())
-    return Route(names, path, role, handler, serves)
+    return Route(names, path, role, handler, serves, max_body)
 
 
 # Served by the runtime for every function: probes for the platform, metrics for Prometheus.
@@ -216,6 +240,10 @@ class FunctionSpec:
 
     def served(self, part: Serves) -> Route | None:
         return next((r for r in self.routes if r.serves == part), None)
+
+    def max_body(self, config: Settings) -> int:
+        """The largest body any of its routes takes: what its server may receive at all."""
+        return max(r.max_body.resolve(config) for r in self.all_routes)
 
     @property
     def module(self) -> str:

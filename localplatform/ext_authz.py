@@ -1,8 +1,10 @@
 """The gateway's side of external authorization, as Kourier does it with `KOURIER_EXTAUTHZ_PROTOCOL=http`.
 
 Before proxying, the gateway asks the `authz` function about the client's method and path (under the
-path prefix `/check`), passing only `Host`, `Authorization` and `Content-Length`. A 200 lets the
-request through; any other answer is returned to the client as it is (401 or 403 with a JSON reason).
+path prefix `/check`), passing only `Host` and `Authorization`, before any of the body is read (authz
+decides on the headers; Kourier would also send up to 8 KiB of it, which authz ignores). A 200 lets
+the request through; any other answer is returned to the client as it is (401, 403, 404 or 405 with a
+JSON reason).
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from shared.errors import error_body
 from shared.paths import encoded
 
 log = logging.getLogger("datafrost.ext-authz")
-FORWARDED_HEADERS = ("Host", "Authorization", "Content-Length")
-MAX_BODY_BYTES = 8192  # Kourier/Envoy forward at most this much of the body to the authz service
+FORWARDED_HEADERS = ("Host", "Authorization")
 PARTIAL_BODY_HEADER = "x-envoy-auth-partial-body"
 ANSWER_HEADERS = ("Content-Type", "WWW-Authenticate", "Allow")
 INTERNAL_HEADER_PREFIX = "x-datafrost-"  # identity headers only authz may set: a client's are dropped
@@ -38,10 +39,8 @@ class ExtAuthz:
 
     def deny(self, request: Request, path: str) -> Response | None:
         """None to let the request through, else the answer the client gets (`path`: canonical)."""
-        headers = {name: request.headers[name] for name in FORWARDED_HEADERS[:2] if name in request.headers}
-        body = request.get_data()[:MAX_BODY_BYTES]  # cached: the proxy still sends all of it upstream
-        headers["Content-Length"] = str(len(body))
-        if request.content_length and request.content_length > len(body):
+        headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
+        if request.content_length:
             headers[PARTIAL_BODY_HEADER] = "true"
         target = (
             self._prefix
@@ -50,9 +49,7 @@ class ExtAuthz:
         )
         try:
             with self._processes.functions[self._function].use() as base:
-                answer = self._http.request(
-                    request.method, base + target, body=body, headers=headers, timeout=TIMEOUT
-                )
+                answer = self._http.request(request.method, base + target, headers=headers, timeout=TIMEOUT)
         except (FunctionStartError, urllib3.exceptions.HTTPError) as exc:
             log.error("authz did not answer (%s): request refused", type(exc).__name__)
             return Response(error_body("authorization is unavailable"), 503, mimetype="application/json")

@@ -6,6 +6,7 @@ Knative gives each Service its own host behind Kourier; here `/<function>/<rest>
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -19,16 +20,18 @@ from werkzeug.wrappers import Request, Response
 from eventing.http_codec import parse_http
 from eventing.trigger import Trigger
 from eventing.validation import EventTooLarge, InvalidEvent
-from functions.registry import BROKER_PATH, TRIGGERS_PATH
+from functions.registry import BROKER_PATH, TRIGGERS_PATH, gateway_policy
+from functions.spec import Route
 from localplatform.broker.base import Broker, BrokerUnavailable
 from localplatform.ext_authz import ExtAuthz, strip_internal_headers
 from localplatform.metrics_aggregate import merge
 from localplatform.processes import FunctionStartError, ProcessManager
 from localplatform.trigger_store import TriggerStore
 from shared import metrics
-from shared.auth.policy import host_function
+from shared.auth.policy import NoRoute, gateway_path, host_function
 from shared.errors import error_body
 from shared.paths import RefusedPath, encoded, request_path
+from shared.settings import Settings
 
 log = logging.getLogger("datafrost.gateway")
 HOP_BY_HOP = frozenset(
@@ -63,7 +66,7 @@ class Gateway:
         broker: Broker,
         processes: ProcessManager,
         triggers: TriggerStore,
-        max_event_bytes: int,
+        settings: Settings,
         managed_triggers: frozenset[str] = frozenset(),
         authz: ExtAuthz | None = None,
         credentials: Callable[[str], dict[str, str]] = lambda url: {},
@@ -75,7 +78,8 @@ class Gateway:
         self.managed_triggers = managed_triggers
         self.processes = processes
         self.trigger_store = triggers
-        self.max_event_bytes = max_event_bytes
+        self.settings = settings
+        self.max_event_bytes = settings.max_event_bytes
         self.credentials = credentials  # the service token for the platform's own calls (metrics)
         self._http = urllib3.PoolManager(num_pools=64, maxsize=32, retries=False)
 
@@ -101,8 +105,11 @@ class Gateway:
             denied = self.authz.deny(request, path)
             if denied is not None:
                 return denied
+        route = self.declared(request, gateway_path(request.host, path, self.processes.functions))
+        if isinstance(route, Response):
+            return route
         if host_function is not None:
-            return self.proxy(request, host_function, path)
+            return self.proxy(request, host_function, path, route)
         if path == "/healthz":
             return ok_json({"status": "ok"})
         if path == "/metrics" and request.method == "GET":
@@ -110,15 +117,39 @@ class Gateway:
         if path in (BROKER_PATH, BROKER_PATH + "/"):
             return self.ingress(request)
         if path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/"):
-            return self.trigger_api(request, path[len(TRIGGERS_PATH) :].strip("/"))
+            return self.too_large(request, route) or self.trigger_api(
+                request, path[len(TRIGGERS_PATH) :].strip("/")
+            )
         if path == "/functions":
             return ok_json({"functions": [fn.state().__dict__ for fn in self.processes.functions.values()]})
         name, _, rest = path.lstrip("/").partition("/")
         if name in self.processes.functions:
-            return self.proxy(request, name, "/" + rest)
+            return self.proxy(request, name, "/" + rest, route)
         return error(
             f"no route for {path}: not a function ({', '.join(self.processes.functions)}) or API path", 404
         )
+
+    def declared(self, request: Request, path: str) -> Route | Response:
+        """The route a request reaches (its gateway path form), else the 404 or 405 answer (what authz
+        answers too: with auth off nothing else would)."""
+        try:
+            return gateway_policy().lookup(request.method, path)
+        except NoRoute as exc:
+            response = error(str(exc), 405 if exc.allowed else 404)
+            if exc.allowed:
+                response.headers["Allow"] = ", ".join(exc.allowed)
+            return response
+
+    def too_large(self, request: Request, route: Route) -> Response | None:
+        """413 for a body over the route's limit, from Content-Length, before any of it is read (waitress
+        counts a chunked body against the largest limit of all)."""
+        limit = route.max_body.resolve(self.settings)
+        if request.content_length is not None and request.content_length > limit:
+            return error(
+                f"request body of {request.content_length} bytes is over this route's limit of {limit} bytes",
+                413,
+            )
+        return None
 
     def all_metrics(self) -> bytes:
         """The gateway's metrics and every running function's (an idle one is not started for this)."""
@@ -214,32 +245,68 @@ class Gateway:
         )
 
     # -- functions ------------------------------------------------------------------------------
-    def proxy(self, request: Request, name: str, path: str) -> Response:
+    def proxy(self, request: Request, name: str, path: str, route: Route) -> Response:
+        too_large = self.too_large(request, route)
+        if too_large is not None:
+            return too_large
         fn = self.processes.functions[name]
         headers = {k: v for k, v in strip_internal_headers(request).items() if k.lower() not in NOT_FORWARDED}
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-For"] = request.remote_addr or ""
         target = encoded(path) + ("?" + request.query_string.decode() if request.query_string else "")
-        body = request.get_data()
+        length = request.content_length or 0
+        chunked = not length and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        body = CountedBody(request.stream, route.max_body.resolve(self.settings))
+        if length:  # streamed as it arrives, never held whole
+            headers["Content-Length"] = str(length)
         try:
             with fn.use() as base:
                 upstream = self._http.request(
                     request.method,
                     base + target,
-                    body=body,
+                    body=body if length or chunked else None,
                     headers=headers,
                     timeout=PROXY_TIMEOUT,
                     redirect=False,
                     preload_content=False,
+                    chunked=chunked,
                 )
         except FunctionStartError as exc:
             return error(str(exc), 503)
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, BodyTooLarge) as exc:
+            if body.over:
+                return error(f"request body is over this route's limit of {body.limit} bytes", 413)
             return error(f"function {name} did not answer: {exc}", 502)
         out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
         return Response(
             _stream(upstream), status=upstream.status, headers=out_headers, direct_passthrough=True
         )
+
+
+class BodyTooLarge(Exception):
+    """A body without a length (chunked) ran past its route's limit while it streamed."""
+
+
+class CountedBody(io.RawIOBase):
+    """A request body read on in blocks by urllib3 (as it is or chunked), counted against the
+    route's limit as it goes."""
+
+    BLOCK = 64 * 1024
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        super().__init__()
+        self.stream, self.limit, self.seen, self.over = stream, limit, 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.stream.read(size if size >= 0 else self.BLOCK)
+        self.seen += len(block)
+        if self.seen > self.limit:
+            self.over = True
+            raise BodyTooLarge(f"over the limit of {self.limit} bytes")
+        return bytes(block)
 
 
 def _stream(upstream: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

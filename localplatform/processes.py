@@ -19,6 +19,7 @@ import urllib3
 
 from functions.spec import FunctionSpec
 from shared import metrics
+from shared.settings import from_env
 
 log = logging.getLogger("datafrost.processes")
 READY_TIMEOUT_SECONDS = 60.0
@@ -75,7 +76,7 @@ class FunctionProcess:
         self.port = free_port()
         started = time.monotonic()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "localplatform.serve", self.spec.name, str(self.port)],
+            [sys.executable, "-m", "localplatform.serve", self.spec.name, str(self.port), str(self.max_body)],
             env=self.process_env(),
             start_new_session=True,
         )
@@ -83,6 +84,11 @@ class FunctionProcess:
         self.cold_starts += 1  # the process counts itself in datafrost_function_cold_starts_total
         metrics.cold_start_duration.labels(self.spec.name).observe(time.monotonic() - started)
         log.info("started %s on port %d in %.2fs", self.spec.name, self.port, time.monotonic() - started)
+
+    @property
+    def max_body(self) -> int:
+        """The largest body the function's routes take, under the settings it will read."""
+        return self.spec.max_body(from_env(dict(self._env)))
 
     def process_env(self) -> dict[str, str]:
         """The runtime contract: K_SERVICE and PORT; K_SINK only where the spec uses it, as on Knative."""

@@ -7,22 +7,20 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import waitress
-import waitress.server
-
 from eventing.trigger import Trigger
-from functions.registry import BROKER_PATH, all_specs, dead_letter_sink
+from functions.registry import BROKER_PATH, all_specs, dead_letter_sink, largest_body
 from functions.spec import FunctionSpec
 from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials
 from localplatform.broker.base import Broker, BrokerUnavailable
 from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
+from localplatform.http_server import HttpServer
 from localplatform.processes import ProcessManager, free_port
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerStore
@@ -31,8 +29,6 @@ from shared.lazy import once
 from shared.settings import Settings, from_env
 
 log = logging.getLogger("datafrost.dev")
-# waitress warns whenever a request waits for a free thread; under load that is normal, not news
-logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -85,71 +81,6 @@ def function_triggers(specs: tuple[FunctionSpec, ...], base_url: str, config: Se
     return triggers
 
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-GATEWAY_THREADS = 64  # requests served at once: a proxied request holds one until its function answers,
-# and a function may call back into the gateway (K_SINK) meanwhile, so keep well above the deliveries
-GATEWAY_CONNECTION_LIMIT = 1000
-
-
-class GatewayServer:
-    """The gateway's HTTP server: waitress, keep-alive connections and a pool of request threads.
-
-    The socket is bound and listening when this returns (port 0 picks a free port, known at once as
-    `port`); requests wait in the backlog until `serve_forever` runs. `app` may be replaced until then.
-    `shutdown` (from any thread) closes the listening socket and every connection, and waits briefly
-    for the requests being served.
-    """
-
-    def __init__(self, host: str, port: int, app: WsgiApp, threads: int = GATEWAY_THREADS) -> None:
-        self.app = app
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))  # an OSError here (port in use) is the caller's to report
-            sock.listen(1024)
-            self._server = waitress.create_server(
-                self._call,
-                sockets=[sock],
-                threads=threads,
-                connection_limit=GATEWAY_CONNECTION_LIMIT,
-                asyncore_use_poll=True,  # select() stops at fd 1024
-                clear_untrusted_proxy_headers=False,  # X-Forwarded-* reach the gateway as sent
-                ident="datafrost",
-            )
-        except BaseException:
-            sock.close()
-            raise
-        assert isinstance(self._server, waitress.server.BaseWSGIServer)
-        self.port = int(sock.getsockname()[1])
-        self._stopped = threading.Event()
-        self._shut = False
-
-    def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self.app(environ, start_response)
-
-    def serve_forever(self) -> None:
-        try:
-            self._server.run()
-        finally:
-            self._stopped.set()
-
-    def shutdown(self, serving: bool = True) -> None:
-        """Stop accepting, close every connection, let running requests finish (a few seconds at most)."""
-        if self._shut:
-            return
-        self._shut = True
-        server = self._server
-        if serving:
-            # the asyncore map belongs to the loop's thread: close everything there; the loop ends
-            # once its map is empty
-            server.trigger.pull_trigger(lambda: server.asyncore.close_all(server._map, ignore_all=True))
-            self._stopped.wait(10)
-        if server._map:  # never served, or the loop is gone: nothing else will close them
-            server.asyncore.close_all(server._map, ignore_all=True)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-
-
 class DevPlatform:
     """Broker, function processes and gateway, started and stopped together."""
 
@@ -158,8 +89,8 @@ class DevPlatform:
         self.specs = all_specs()
         self.data_dir = options.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.server: GatewayServer | None = None
-        self.internal_server: GatewayServer | None = None
+        self.server: HttpServer | None = None
+        self.internal_server: HttpServer | None = None
         self.auth = AuthSetup({}, None)
         self.settings = from_env({**os.environ, **options.extra_env})  # what every process reads
         self.broker: Broker | None = None
@@ -186,8 +117,9 @@ class DevPlatform:
         self.broker = broker
         store = TriggerStore(self.data_dir / "triggers.json")
         # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
-        self.server = GatewayServer(self.options.host, self.options.port, _starting)
-        self.internal_server = GatewayServer("127.0.0.1", self._internal_port(), _starting)
+        max_body = largest_body(configured)
+        self.server = HttpServer(self.options.host, self.options.port, _starting, max_body)
+        self.internal_server = HttpServer("127.0.0.1", self._internal_port(), _starting, max_body)
         self.auth = prepare_auth(configured, self.public_url, self.internal_url, self.data_dir)
         env = {
             **os.environ,
@@ -209,7 +141,7 @@ class DevPlatform:
                 broker,
                 self.processes,
                 store,
-                max_event_bytes=settings.max_event_bytes,
+                settings=settings,
                 managed_triggers=frozenset(t.name for t in registry_triggers),
                 authz=authz,
                 credentials=credentials,

@@ -1,10 +1,13 @@
-"""Entry point of one local function process: functions-framework's app for the function, on waitress.
+"""Entry point of one local function process: functions-framework's app for the function, on cheroot.
 
-`python -m localplatform.serve NAME PORT`. The app is functions-framework's own (`create_app` with
-the function's source and target, the same call func's entry makes on Knative); waitress serves it in
-this one process (functions-framework's default server is gunicorn, a master and a worker: two
-processes per function). It binds to loopback only and exits when the process that started it dies,
-so a killed `datafrost dev` leaves no orphans behind.
+`python -m localplatform.serve NAME PORT [MAX_BODY_BYTES]` (the largest body any of the function's
+routes takes: the server refuses a larger one with 413 before receiving it; the runtime checks each
+route's own limit). The app is functions-framework's own (`create_app` with
+the function's source and target, the same call func's entry makes on Knative); the gateway's server
+(`localplatform.http_server`: the app sees the headers before the body, and the server's own refusals
+are JSON) serves it in this one process (functions-framework's default server is gunicorn, a master
+and a worker: two processes per function). It binds to loopback only and exits when the process that
+started it dies, so a killed `datafrost dev` leaves no orphans behind.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import threading
 import time
 
 from functions.spec import TARGET, function_source
-from shared.paths import refuse_ambiguous_paths
+from shared.function_app import function_app
 
+DEFAULT_MAX_BODY = 1 << 30  # 1 GiB, when the runner names no limit
 THREADS = 16  # requests served at once; deliveries are bounded by each trigger's parallelism
 
 
@@ -27,9 +31,10 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2 or not argv[1].isdigit():
-        sys.exit("usage: python -m localplatform.serve FUNCTION PORT")
+    if len(argv) not in (2, 3) or not all(a.isascii() and a.isdigit() for a in argv[1:]):
+        sys.exit("usage: python -m localplatform.serve FUNCTION PORT [MAX_BODY_BYTES]")
     name, port = argv[0], int(argv[1])
+    max_body = int(argv[2]) if len(argv) == 3 else DEFAULT_MAX_BODY
     source = function_source(name)
     if not source.is_file():
         sys.exit(f"no function {name!r}: {source} does not exist")
@@ -37,20 +42,11 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("K_SERVICE", name)
     os.environ["PORT"] = str(port)
 
-    import waitress
-    from functions_framework import create_app
+    from localplatform.http_server import HttpServer
 
-    app = create_app(TARGET, str(source), "http")
-    waitress.serve(
-        refuse_ambiguous_paths(app),  # before Flask's router can redirect an odd path anywhere
-        host="127.0.0.1",
-        port=port,
-        threads=THREADS,
-        ident=name,
-        asyncore_use_poll=True,
-        clear_untrusted_proxy_headers=False,
-        _quiet=True,
-    )
+    # 413 before a byte over max_body arrives
+    server = HttpServer("127.0.0.1", port, function_app(TARGET, str(source)), max_body, threads=THREADS)
+    server.serve_forever()
 
 
 if __name__ == "__main__":

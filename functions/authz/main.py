@@ -105,7 +105,7 @@ def check(call: Call) -> flask.Response:
     if not config.auth_enabled or is_cluster_local(request.host, config):
         return flask.Response(status=200)
     try:
-        role = gateway_policy().role(method, gateway_path(request.host, original, function_names()))
+        role = gateway_policy().lookup(method, gateway_path(request.host, original, function_names())).role
     except RefusedPath as exc:
         return _deny(Denied(400, str(exc)), method, original)
     except NoRoute as exc:  # refused at the edge, whatever the token: 405 with Allow, or 404

@@ -18,7 +18,7 @@ import flask
 
 from functions.context import Call
 from functions.runtime import json_response, target
-from functions.spec import PUBLIC, FunctionSpec, route
+from functions.spec import PUBLIC, UPLOAD_BODY, FunctionSpec, route
 from functions.upload import presign
 from pipeline.events import image_id
 from pipeline.ownership import owner_segment
@@ -44,10 +44,10 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
     """The uploaded bytes and the client's file name; 413 as soon as the limit is passed."""
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+    if request.content_length is not None and request.content_length > limit + UPLOAD_BODY.slack:
         raise HttpError(f"upload of {request.content_length} bytes is over the limit of {limit} bytes", 413)
     if request.mimetype == "multipart/form-data":
-        request.max_content_length = limit + 64 * 1024
+        request.max_content_length = limit + UPLOAD_BODY.slack
         upload = request.files.get("file")
         if upload is None:
             raise HttpError("multipart upload needs a field named 'file'")
@@ -133,10 +133,10 @@ SPEC = FunctionSpec(
     name="upload",
     description="Accepts image uploads (raw or multipart) into the uploads bucket",
     routes=(
-        route("POST", "/", EDITOR, upload),
+        route("POST", "/", EDITOR, upload, max_body=UPLOAD_BODY),
         route("POST", "/presign", EDITOR, create_presigned),
         # a presigned upload: the URL's signature is the credential, which the handler checks
-        route("PUT", "/put/<path:quoted_key>", PUBLIC, put_presigned),
+        route("PUT", "/put/<path:quoted_key>", PUBLIC, put_presigned, max_body=UPLOAD_BODY),
     ),
 )
 handle = target(SPEC)

@@ -12,6 +12,7 @@ slashes, encoded slashes or dots, backslashes, control characters) is refused ou
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from typing import Generic, TypeVar
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -19,6 +20,7 @@ from werkzeug.routing import Map, Rule
 from shared.paths import RefusedPath, checked
 
 __all__ = ["NoRoute", "RefusedPath", "RoutePolicy", "gateway_path", "host_function"]
+T = TypeVar("T")
 
 
 class NoRoute(LookupError):
@@ -29,11 +31,12 @@ class NoRoute(LookupError):
         self.allowed = allowed
 
 
-class RoutePolicy:
-    """(methods, path pattern in werkzeug's syntax, role) rules; `role` answers for one request."""
+class RoutePolicy(Generic[T]):
+    """(methods, path pattern in werkzeug's syntax, value) rules: `lookup` finds the value (the route
+    and its role, say) for one request."""
 
-    def __init__(self, rules: Iterable[tuple[Collection[str], str, str]]) -> None:
-        self.rules = tuple((frozenset(methods), pattern, role) for methods, pattern, role in rules)
+    def __init__(self, rules: Iterable[tuple[Collection[str], str, T]]) -> None:
+        self.rules = tuple((frozenset(methods), pattern, value) for methods, pattern, value in rules)
         self._urls = Map(
             [
                 Rule(pattern, methods=sorted(methods), endpoint=i)
@@ -44,10 +47,9 @@ class RoutePolicy:
             redirect_defaults=False,
         ).bind("")  # matching only: one adapter serves every check
 
-    def role(self, method: str, path: str) -> str:
-        """The role the route needs (or the table's public marker) for a decoded path.
-
-        Raises RefusedPath (a path that is not canonical) or NoRoute."""
+    def lookup(self, method: str, path: str) -> T:
+        """The value of the rule that matches a decoded path. Raises RefusedPath (a path that is
+        not canonical) or NoRoute."""
         path = checked(path)
         try:
             index, _ = self._urls.match(path, method=method.upper())

@@ -78,9 +78,9 @@ def test_the_runner_subscribes_it_and_can_start_it(registered: FunctionSpec, tmp
 
 def test_the_gateway_policy_knows_its_routes(registered: FunctionSpec) -> None:
     policy = registry.gateway_policy()
-    assert policy.role("GET", f"/{NAME}/counts/apples") == VIEWER
-    assert policy.role("POST", f"/{NAME}/") == "service"  # its event endpoint
-    assert policy.role("GET", f"/{NAME}/healthz") == "public"
+    assert policy.lookup("GET", f"/{NAME}/counts/apples").role == VIEWER
+    assert policy.lookup("POST", f"/{NAME}/").role == "service"  # its event endpoint
+    assert policy.lookup("GET", f"/{NAME}/healthz").role == "public"
 
 
 def test_the_manifests_deploy_it(registered: FunctionSpec) -> None:

@@ -71,9 +71,9 @@ NO_ROUTE = "no route"
 def test_the_gateway_policy_row_by_row(method: str, path: str, role: str) -> None:
     if role == NO_ROUTE:
         with pytest.raises(NoRoute):
-            gateway_policy().role(method, path)
+            gateway_policy().lookup(method, path)
     else:
-        assert gateway_policy().role(method, path) == role
+        assert gateway_policy().lookup(method, path).role == role
 
 
 def test_every_route_of_every_function_is_in_the_policy_with_its_own_role() -> None:
@@ -83,7 +83,7 @@ def test_every_route_of_every_function_is_in_the_policy_with_its_own_role() -> N
                 spec.name, r.path.replace("<path:", "<").replace("<", "x").replace(">", "")
             )
             for method in r.methods:
-                assert gateway_policy().role(method, path) == r.role, (spec.name, method, r.path)
+                assert gateway_policy().lookup(method, path).role == r.role, (spec.name, method, r.path)
 
 
 def test_every_platform_part_is_played_once() -> None:

@@ -66,7 +66,7 @@ def test_what_the_gateway_routes_is_what_authz_checks_and_the_function_serves(ra
     assert authz == gateway
     assert served == "/" + rest
     with contextlib.suppress(NoRoute):  # no route is fine; a RefusedPath here would fail the test
-        gateway_policy().role("GET", gateway)
+        gateway_policy().lookup("GET", gateway)
 
 
 @settings(max_examples=500, deadline=None)

@@ -21,7 +21,7 @@ POLICY = RoutePolicy(
 
 
 def required_role(method: str, path: str) -> str:
-    return POLICY.role(method, path)
+    return POLICY.lookup(method, path)
 
 
 def test_a_rule_matches_its_methods_and_pattern_and_nothing_else() -> None:

@@ -28,6 +28,7 @@ from localplatform.trigger_store import TriggerStore
 from shared import metrics
 from shared.auth.policy import host_function
 from shared.errors import error_body
+from shared.loopback import names_loopback
 
 log = logging.getLogger("datafrost.gateway")
 HOP_BY_HOP = frozenset(
@@ -66,8 +67,12 @@ class Gateway:
         managed_triggers: frozenset[str] = frozenset(),
         authz: ExtAuthz | None = None,
         credentials: Callable[[str], dict[str, str]] = lambda url: {},
+        loopback_hosts_only: bool = False,
     ) -> None:
         self.authz = authz  # None on the internal (cluster-local) listener: no check there
+        # the internal listener trusts its callers for being on this machine: it answers only requests
+        # whose Host names loopback, so a DNS-rebinding page (its own domain as Host) gets nothing
+        self.loopback_hosts_only = loopback_hosts_only
         self.public_origin = ""  # set by the runner once both listeners are bound
         self.internal_origin = ""
         self.broker = broker
@@ -88,6 +93,12 @@ class Gateway:
         return response(environ, start_response)
 
     def route(self, request: Request) -> Response:
+        if self.loopback_hosts_only and not names_loopback(request.host):
+            return error(
+                "the cluster-local listener answers only requests addressed to loopback (Host 127.0.0.1, "
+                "localhost or <function>.localhost)",
+                403,
+            )
         host_function = self._function_from_host(request.host)
         if request.path == "/healthz" and host_function is None:
             return ok_json({"status": "ok"})  # the gateway's own health never depends on authz

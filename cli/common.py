@@ -6,11 +6,15 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import urllib3
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_DATA_DIR = ".datafrost"  # `datafrost dev --data-dir`'s default
+DEV_TOKEN_PATH = "/authz/dev/token"
+DEV_SECRET_HEADER = "X-Dev-Token-Secret"
 
 
 class CliError(Exception):
@@ -28,6 +32,13 @@ def add_url(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("DATAFROST_TOKEN"),
         help="bearer token (default: $DATAFROST_TOKEN, else one from the dev issuer of `datafrost dev`)",
     )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("DATAFROST_DATA_DIR") or DEFAULT_DATA_DIR),
+        help="the data dir of the running `datafrost dev`, whose dev token secret gets a token from its "
+        "dev issuer (default: $DATAFROST_DATA_DIR, else %(default)s)",
+    )
 
 
 def auth_headers(args: argparse.Namespace, user: str, roles: Sequence[str] | None = None) -> dict[str, str]:
@@ -40,12 +51,32 @@ def auth_headers(args: argparse.Namespace, user: str, roles: Sequence[str] | Non
         body: dict[str, Any] = {"user": user}
         if roles:
             body["roles"] = list(roles)
-        status, answer = request_json("POST", f"{args.url.rstrip('/')}/authz/dev/token", body)
+        status, answer = request_dev_token(args, body)
         if status == 404 or not isinstance(answer, dict):
             return {}
         fail_unless(status, answer, 200)
         token = answer.get("access_token")
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def request_dev_token(args: argparse.Namespace, body: dict[str, Any]) -> tuple[int, Any]:
+    """`POST /authz/dev/token` with the dev token secret read from the platform's data dir (--data-dir).
+
+    A 403 names the data dir looked in, so a command run from another folder says what to pass.
+    """
+    from shared.auth.dev_issuer import dev_token_secret_path, read_dev_token_secret
+
+    secret = read_dev_token_secret(args.data_dir)
+    headers = {DEV_SECRET_HEADER: secret} if secret else {}
+    status, answer = request_json("POST", args.url.rstrip("/") + DEV_TOKEN_PATH, body, headers=headers)
+    if status == 403 and isinstance(answer, dict):
+        where = dev_token_secret_path(args.data_dir)
+        found = "read from" if secret else "no secret at"
+        raise CliError(
+            f"the dev issuer refused: {answer.get('error')} ({found} {where}; pass --data-dir with the "
+            "data dir of the running `datafrost dev`)"
+        )
+    return status, answer
 
 
 def request_json(

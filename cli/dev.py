@@ -15,6 +15,7 @@ from functions.registry import BROKER_PATH, all_specs
 from localplatform.broker.base import BrokerUnavailable
 from localplatform.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
+from shared.auth.dev_issuer import dev_token_secret_path
 from shared.settings import database_variable
 
 
@@ -58,6 +59,8 @@ def _print_startup(platform: DevPlatform) -> None:
         credentials = platform.data_dir / "auth" / "credentials.txt"
         print(f"auth: dev issuer {url}/authz/realms/datafrost; users and passwords in {credentials}")
         print("      `datafrost token` prints a token for the demo user; the CLI uses one by default")
+        secret = dev_token_secret_path(platform.data_dir)
+        print(f"      (both send the dev token secret of {secret}: pass --data-dir from another folder)")
     sys.stdout.flush()
 
 

@@ -1,10 +1,15 @@
-"""`datafrost token`: a JWT from the dev issuer of a running `datafrost dev`, for curl and scripts."""
+"""`datafrost token`: a JWT from the dev issuer of a running `datafrost dev`, for curl and scripts.
+
+The dev issuer mints it without a password for callers on this machine that send the platform's dev
+token secret, read from `<data dir>/auth/dev-token-secret` (--data-dir, default $DATAFROST_DATA_DIR,
+else `.datafrost`, `datafrost dev`'s own default).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from cli.common import CliError, add_url, fail_unless, request_json
+from cli.common import CliError, add_url, fail_unless, request_dev_token
 
 ROLES = ("viewer", "editor", "admin")
 
@@ -30,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         body["roles"] = roles
     if args.ttl <= 0:
         raise CliError("--ttl must be a positive number of seconds")
-    status, answer = request_json("POST", f"{args.url.rstrip('/')}/authz/dev/token", body)
+    status, answer = request_dev_token(args, body)
     if status == 404:
         raise CliError("this platform has no dev issuer (auth is off, or it uses a real identity provider)")
     fail_unless(status, answer, 200)

@@ -26,6 +26,7 @@ log = logging.getLogger("datafrost.auth")
 SERVICE_TOKEN_TTL = 600  # seconds; renewed when less than a third is left
 
 DEV_REALM = "datafrost"
+DEV_ISSUER_VARIABLE = "DATAFROST_AUTH_DEV_ISSUER"
 CERTS_PATH = "/protocol/openid-connect/certs"
 
 
@@ -40,10 +41,17 @@ class AuthSetup:
 
 
 def prepare_auth(config: Settings, public_url: str, internal_url: str, data_dir: Path) -> AuthSetup:
+    """The realm and the environment of every function process.
+
+    Whether the dev issuer is in use is decided here, once, from the platform's own settings, and
+    handed to every process as DATAFROST_AUTH_DEV_ISSUER: a function must not decide again from the
+    issuer URL it is given (under `--host <an address of this machine>` that URL is not on loopback,
+    and the default guess, meant for processes started on their own, would say "a real issuer").
+    """
     if not config.auth_enabled:
         return AuthSetup({}, None)
-    if not config.auth_dev_issuer:
-        return AuthSetup({}, None)  # a real identity provider: its settings are already in the environment
+    if not config.auth_dev_issuer:  # a real identity provider: its settings are already in the environment
+        return AuthSetup({DEV_ISSUER_VARIABLE: "off"}, None)
     issuer = config.auth_issuer or f"{public_url}/authz/realms/{DEV_REALM}"
     realm = ensure_dev_realm(data_dir, issuer, audience=config.auth_audience, client=config.auth_client)
     realm_path = issuer.split("/authz", 1)[1] if "/authz/" in issuer else f"/realms/{DEV_REALM}"
@@ -51,6 +59,7 @@ def prepare_auth(config: Settings, public_url: str, internal_url: str, data_dir:
         "DATAFROST_PRESIGN_SECRET": config.presign_secret
         or _local_secret(data_dir / "auth" / "presign-secret"),
         "DATAFROST_AUTH_ISSUER": issuer,
+        DEV_ISSUER_VARIABLE: "on",
         # functions fetch the keys on the internal listener: no round trip through the public checks
         "DATAFROST_AUTH_JWKS_URL": f"{internal_url}/authz{realm_path}{CERTS_PATH}",
         "DATAFROST_AUTH_SERVICE_CLIENT_ID": realm.service_client_id,

@@ -30,6 +30,7 @@ from localplatform.trigger_store import TriggerStore
 from shared import metrics
 from shared.auth.policy import NoRoute, gateway_path, host_function
 from shared.errors import error_body
+from shared.loopback import names_loopback
 from shared.paths import RefusedPath, encoded, request_path
 from shared.settings import Settings
 
@@ -70,8 +71,12 @@ class Gateway:
         managed_triggers: frozenset[str] = frozenset(),
         authz: ExtAuthz | None = None,
         credentials: Callable[[str], dict[str, str]] = lambda url: {},
+        loopback_hosts_only: bool = False,
     ) -> None:
         self.authz = authz  # None on the internal (cluster-local) listener: no check there
+        # the internal listener trusts its callers for being on this machine: it answers only requests
+        # whose Host names loopback, so a DNS-rebinding page (its own domain as Host) gets nothing
+        self.loopback_hosts_only = loopback_hosts_only
         self.public_origin = ""  # set by the runner once both listeners are bound
         self.internal_origin = ""
         self.broker = broker
@@ -93,6 +98,12 @@ class Gateway:
         return response(environ, start_response)
 
     def route(self, request: Request) -> Response:
+        if self.loopback_hosts_only and not names_loopback(request.host):
+            return error(
+                "the cluster-local listener answers only requests addressed to loopback (Host 127.0.0.1, "
+                "localhost or <function>.localhost)",
+                403,
+            )
         try:  # read once: what authz checks is what is routed and what the function serves
             path = request_path(request.environ)
         except RefusedPath as exc:

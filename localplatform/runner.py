@@ -109,7 +109,7 @@ class DevPlatform:
         """The public listener: every request passes the authz check, as behind Kourier."""
         assert self.server is not None
         host = self.options.host if self.options.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{host}:{self.server.port}"
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.server.port}"  # IPv6: bracketed
 
     def start(self) -> None:
         configured = self.settings
@@ -145,6 +145,7 @@ class DevPlatform:
                 managed_triggers=frozenset(t.name for t in registry_triggers),
                 authz=authz,
                 credentials=credentials,
+                loopback_hosts_only=server is self.internal_server,
             )
             server.app.public_origin, server.app.internal_origin = self.public_url, self.internal_url
         for trigger in [*registry_triggers, *store.load()]:

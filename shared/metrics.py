@@ -96,6 +96,20 @@ cold_start_duration = Histogram(
     buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
 
+# Auth: credentials the dev issuer refused, by reason (Keycloak's event error names where it has one;
+# a fixed vocabulary, never a username or an address).
+INVALID_USER_CREDENTIALS = "invalid_user_credentials"  # wrong password, or no such user
+INVALID_CLIENT_CREDENTIALS = "invalid_client_credentials"  # wrong client secret, or no such client
+USER_TEMPORARILY_DISABLED = "user_temporarily_disabled"  # refused unchecked: the user is locked out
+CLIENT_TEMPORARILY_DISABLED = "client_temporarily_disabled"  # refused unchecked: the client is locked out
+ADDRESS_TEMPORARILY_BLOCKED = "address_temporarily_blocked"  # refused unchecked: the address is locked out
+INVALID_DEV_TOKEN_SECRET = "invalid_dev_token_secret"  # POST /dev/token without the data dir's secret
+auth_login_failures = Counter(
+    "datafrost_auth_login_failures_total",
+    "Credentials the dev issuer refused, and attempts refused unchecked during a lockout, by reason.",
+    ["reason"],
+)
+
 
 class GaugeCollector(Collector):
     """A gauge read at scrape time: `read()` gives label value -> number (empty when unavailable)."""

@@ -22,6 +22,29 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclass(frozen=True)
+class BruteForcePolicy:
+    """The dev issuer's brute-force detection: Keycloak's realm settings, with Keycloak's defaults
+    (DATAFROST_AUTH_BRUTE_FORCE_*; Keycloak's names in brackets)."""
+
+    enabled: bool = True  # DATAFROST_AUTH_BRUTE_FORCE (Keycloak: bruteForceProtected; off there)
+    failure_factor: int = 30  # ..._FAILURE_FACTOR [failureFactor]: failures before a lockout
+    wait_increment_seconds: int = 60  # ..._WAIT_INCREMENT_SECONDS [waitIncrementSeconds]
+    max_wait_seconds: int = 900  # ..._MAX_WAIT_SECONDS [maxFailureWaitSeconds]
+    failure_reset_seconds: int = 12 * 3600  # ..._FAILURE_RESET_SECONDS [maxDeltaTimeSeconds]
+    quick_login_check_milliseconds: int = (
+        1000  # ..._QUICK_LOGIN_CHECK_MILLISECONDS [quickLoginCheckMilliSeconds]
+    )
+    minimum_quick_login_wait_seconds: int = (
+        60  # ..._MINIMUM_QUICK_LOGIN_WAIT_SECONDS [minimumQuickLoginWaitSeconds]
+    )
+    permanent_lockout: bool = False  # ..._PERMANENT_LOCKOUT [permanentLockout]: until authz restarts
+    strategy: str = "multiple"  # ..._STRATEGY [bruteForceStrategy]: "multiple" or "linear"
+    # ..._ADDRESS_FAILURE_FACTOR (no Keycloak setting: Keycloak counts per user only): failures from one
+    # client address, over every user and client, before that address is locked out the same way
+    address_failure_factor: int = 100
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a process reads from its environment, in one place."""
 
@@ -57,8 +80,9 @@ class Settings:
     auth_audience: str = "datafrost"  # DATAFROST_AUTH_AUDIENCE
     auth_client: str = "datafrost"  # DATAFROST_AUTH_CLIENT: whose resource_access roles count
     auth_leeway_seconds: int = MAX_AUTH_LEEWAY_SECONDS  # DATAFROST_AUTH_LEEWAY_SECONDS, 0..30
-    # DATAFROST_AUTH_DEV_ISSUER: the authz function serves the dev issuer ("on"/"off"; by default on
-    # when the issuer is unset or is <loopback gateway>/authz/realms/<realm>, off for any other issuer).
+    # DATAFROST_AUTH_DEV_ISSUER: the authz function serves the dev issuer ("on"/"off"). `datafrost dev`
+    # decides once and sets it for every process; unset (a process started on its own), it is on when the
+    # issuer is unset or is <loopback gateway>/authz/realms/<realm>, off for any other issuer.
     auth_dev_issuer: bool = True
     # The client-credentials client internal components use; the secret is never logged (nor in repr).
     auth_service_client_id: str | None = None  # DATAFROST_AUTH_SERVICE_CLIENT_ID
@@ -76,6 +100,7 @@ class Settings:
     # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT: export spans (shared.otel) when
     # set and the `otel` extra is installed; the exporter reads the rest of OTel's own OTEL_* settings.
     otel_endpoint: str | None = None
+    auth_brute_force: BruteForcePolicy = field(default_factory=BruteForcePolicy)
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -132,10 +157,40 @@ def _suffixes(raw: str) -> tuple[str, ...]:
     return tuple(p if p.startswith(".") else "." + p for p in parts)
 
 
+def _brute_force(env: dict[str, str]) -> BruteForcePolicy:
+    """DATAFROST_AUTH_BRUTE_FORCE_*: Keycloak's defaults where unset."""
+    default = BruteForcePolicy()
+    prefix = "DATAFROST_AUTH_BRUTE_FORCE_"
+
+    def count(name: str, value: int, least: int = 0) -> int:
+        number = _int(env, prefix + name, value)
+        if number < least:
+            raise ValueError(f"{prefix}{name} must be at least {least}, got {number}")
+        return number
+
+    return BruteForcePolicy(
+        enabled=_switch(env, "DATAFROST_AUTH_BRUTE_FORCE", default.enabled),
+        failure_factor=count("FAILURE_FACTOR", default.failure_factor, least=1),
+        wait_increment_seconds=count("WAIT_INCREMENT_SECONDS", default.wait_increment_seconds),
+        max_wait_seconds=count("MAX_WAIT_SECONDS", default.max_wait_seconds),
+        failure_reset_seconds=count("FAILURE_RESET_SECONDS", default.failure_reset_seconds),
+        quick_login_check_milliseconds=count(
+            "QUICK_LOGIN_CHECK_MILLISECONDS", default.quick_login_check_milliseconds
+        ),
+        minimum_quick_login_wait_seconds=count(
+            "MINIMUM_QUICK_LOGIN_WAIT_SECONDS", default.minimum_quick_login_wait_seconds
+        ),
+        permanent_lockout=_switch(env, prefix + "PERMANENT_LOCKOUT", default.permanent_lockout),
+        strategy=_choice(env, prefix + "STRATEGY", ("multiple", "linear")),
+        address_failure_factor=count("ADDRESS_FAILURE_FACTOR", default.address_failure_factor, least=1),
+    )
+
+
 def _dev_issuer_default(issuer: str | None) -> bool:
-    """The dev issuer is in use when no issuer is set, or the issuer is the authz function under a local
-    gateway (a loopback host, path /authz/realms/<realm>); any other issuer (a real Keycloak, even on
-    localhost) is not the dev issuer."""
+    """The guess when DATAFROST_AUTH_DEV_ISSUER is unset: the dev issuer is in use when no issuer is set,
+    or the issuer is the authz function under a local gateway (a loopback host, path
+    /authz/realms/<realm>); any other issuer (a real Keycloak, even on localhost) is not the dev issuer.
+    `datafrost dev` never leaves its processes to guess: it sets DATAFROST_AUTH_DEV_ISSUER for them."""
     if issuer is None:
         return True
     parts = urlsplit(issuer)
@@ -192,4 +247,5 @@ def from_env(env: dict[str, str]) -> Settings:
         otel_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or None,
+        auth_brute_force=_brute_force(env),
     )

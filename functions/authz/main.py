@@ -23,8 +23,9 @@ never read). The answer:
 
 Dev issuer (Keycloak's protocol, see `functions.authz.oidc`; the gateway maps `/authz/<rest>` here):
 `GET /realms/<realm>/.well-known/openid-configuration`, `GET /realms/<realm>/protocol/openid-connect/certs`,
-`POST /realms/<realm>/protocol/openid-connect/token`, `POST /dev/token`. Served while the dev issuer
-is in use (DATAFROST_AUTH_DEV_ISSUER), 404 otherwise; its realm lives in `<data_dir>/auth/`.
+`POST /realms/<realm>/protocol/openid-connect/token` (with Keycloak's brute-force detection),
+`POST /dev/token` (this machine only, with the data dir's dev token secret). Served while the dev
+issuer is in use (DATAFROST_AUTH_DEV_ISSUER), 404 otherwise; its realm lives in `<data_dir>/auth/`.
 
 Nothing here logs or returns a token, a password, a client secret or an Authorization header.
 """
@@ -42,6 +43,7 @@ from functions.registry import gateway_policy
 from functions.runtime import error_response, target
 from functions.spec import PUBLIC, FunctionSpec, RouteHandler, Scaling, Serves, route
 from shared.auth.access import Denied, authorize
+from shared.auth.brute_force import BruteForceProtector
 from shared.auth.dev_issuer import DevRealm, ensure_dev_realm
 from shared.auth.identity import KNOWN_ROLES
 from shared.auth.policy import NoRoute, RefusedPath, gateway_path
@@ -138,17 +140,24 @@ CERTS = "protocol/openid-connect/certs"
 TOKEN = "protocol/openid-connect/token"
 
 
+def brute_force_protector(config: Settings) -> BruteForceProtector:
+    """This process's failure counts and lockouts (in memory: a restart forgets them)."""
+    return BruteForceProtector(config.auth_brute_force)
+
+
 def realm_endpoint(endpoint: str) -> RouteHandler:
     """The handler of one of Keycloak's realm endpoints (`/realms/<realm>/<endpoint>`)."""
 
     def handler(call: Call) -> flask.Response:
-        return oidc.realm_route(call.request, _issuer(call), call.params["realm"], endpoint)
+        realm, guard = _issuer(call), call.client(brute_force_protector)
+        return oidc.realm_route(call.request, realm, guard, call.params["realm"], endpoint)
 
     return handler
 
 
 def dev_token(call: Call) -> flask.Response:
-    return oidc.dev_token(call.request, _issuer(call))
+    realm = _issuer(call)
+    return oidc.dev_token(call.request, realm, oidc.ThisMachine.of(call.settings.public_url))
 
 
 SPEC = FunctionSpec(
@@ -167,7 +176,8 @@ SPEC = FunctionSpec(
         ),
         route("GET", f"/realms/<realm>/{CERTS}", PUBLIC, realm_endpoint(CERTS)),
         route("POST", f"/realms/<realm>/{TOKEN}", PUBLIC, realm_endpoint(TOKEN)),
-        # a token without a password: the handler answers callers on this machine only
+        # a token without a password: the handler answers callers on this machine that hold the data
+        # dir's dev token secret only
         route("POST", "/dev/token", PUBLIC, dev_token),
     ),
     scaling=Scaling(min_scale=1),  # in every request's path: never cold

@@ -14,6 +14,8 @@ and the authz function can race for it):
 - `credentials.txt` (0600): the generated plaintext passwords, written once, for the developer.
 - `service-client.json` (0600): the internal client's id and secret, for the runner to hand to the
   functions (DATAFROST_AUTH_SERVICE_CLIENT_ID / _SECRET).
+- `dev-token-secret` (0600): the secret `POST /dev/token` requires (header X-Dev-Token-Secret), so only
+  who can read the data dir mints tokens without a password (`datafrost token` and the CLI read it).
 
 Tokens: header `{"alg": "RS256", "typ": "JWT", "kid"}`; claims `iss`, `aud` = [audience], `azp`,
 `sub` (a stable uuid per user or client), `preferred_username`, `realm_access.roles` (Keycloak's
@@ -48,6 +50,7 @@ from shared.auth.verify import CERTS_PATH, DEFAULT_DEV_ISSUER, TOKEN_PATH, realm
 PUBLIC_CLIENT = "datafrost"
 SERVICE_CLIENT = "datafrost-internal"
 DEFAULT_TTL = 300
+DEV_TOKEN_SECRET_FILE = "dev-token-secret"
 MAX_TTL = 24 * 3600
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -126,6 +129,7 @@ class DevRealm:
     kid: str
     service_client_id: str
     service_client_secret: str = field(repr=False)
+    dev_token_secret: str = field(repr=False)  # what POST /dev/token requires
 
     @property
     def name(self) -> str:
@@ -328,6 +332,7 @@ def ensure_dev_realm(
         config = _load_config(directory)
         users, clients = _parse(config, directory / "users.json")
         service = _service_credentials(directory)
+        dev_secret = _dev_token_secret(directory)
     return DevRealm(
         directory=directory,
         issuer=(issuer or DEFAULT_DEV_ISSUER).rstrip("/"),
@@ -339,6 +344,7 @@ def ensure_dev_realm(
         kid=_thumbprint(key),
         service_client_id=service[0],
         service_client_secret=service[1],
+        dev_token_secret=dev_secret,
     )
 
 
@@ -351,6 +357,27 @@ def _service_credentials(directory: Path) -> tuple[str, str]:
         raise DevRealmError(
             f"{path} is missing or unreadable: remove {directory} to recreate the dev realm"
         ) from None
+
+
+def dev_token_secret_path(data_dir: Path | str) -> Path:
+    """Where the dev token secret of the platform using `data_dir` is kept."""
+    return Path(data_dir) / "auth" / DEV_TOKEN_SECRET_FILE
+
+
+def read_dev_token_secret(data_dir: Path | str) -> str | None:
+    """The dev token secret of the platform using `data_dir`; None when there is none (or unreadable)."""
+    try:
+        return dev_token_secret_path(data_dir).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _dev_token_secret(directory: Path) -> str:
+    """The dev token secret, made on first use (a random 256-bit value, 0600)."""
+    path = directory / DEV_TOKEN_SECRET_FILE
+    if not path.exists() or not path.read_text().strip():
+        _write_private(path, secrets.token_urlsafe(32).encode())
+    return path.read_text().strip()
 
 
 # -- tokens -----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from functions.registry import GATEWAY_ROUTES, all_specs, on_gateway
 from functions.spec import PUBLIC, Route
 from shared.auth.identity import ADMIN, EDITOR, SERVICE, VIEWER, Identity
 from tests.support import images
-from tests.support.platform import DevProcess, add_dev_users
+from tests.support.platform import DevProcess, add_dev_users, dev_token_headers
 
 http = urllib3.PoolManager(retries=False)
 
@@ -109,7 +109,9 @@ def samples(dev: DevProcess) -> dict[tuple[str, str, str], Request]:
         ("authz", "POST", "/realms/<realm>/protocol/openid-connect/token"): Request(
             "/realms/datafrost/protocol/openid-connect/token", b"", expect=400
         ),
-        ("authz", "POST", "/dev/token"): Request("/dev/token", dev_token, json_headers, expect=200),
+        ("authz", "POST", "/dev/token"): Request(
+            "/dev/token", dev_token, {**json_headers, **dev_token_headers(dev.data_dir)}, expect=200
+        ),
         ("catalog", "GET", "/images"): Request("/images", expect=200),
         ("catalog", "GET", "/images/<image_id>"): Request(f"/images/{image}", expect=owner_only(200)),
         ("catalog", "DELETE", "/images/<image_id>"): Request(f"/images/{doomed}", expect=delete_once),

@@ -26,7 +26,7 @@ class DevProcess:
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{_address(args)}:{self.port}"
         self.http = urllib3.PoolManager(retries=False)
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = data_dir / f"dev-{self.port}.log"
@@ -64,7 +64,7 @@ class DevProcess:
                 "POST",
                 self.url + "/authz/dev/token",
                 body=json.dumps(body),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **dev_token_headers(self.data_dir)},
             )
             assert response.status == 200, response.data
             self._tokens[key] = json.loads(response.data)["access_token"]
@@ -110,9 +110,13 @@ class DevProcess:
         return {f["name"]: f for f in body["functions"]}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run another `datafrost` command against this platform."""
+        """Run another `datafrost` command against this platform (its URL and data dir)."""
         return subprocess.run(
-            [*DATAFROST, *args, "--url", self.url], capture_output=True, text=True, env=self.env, timeout=60
+            [*DATAFROST, *args, "--url", self.url, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
         )
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> str:
@@ -129,6 +133,23 @@ class DevProcess:
             if line.startswith("{"):
                 lines.append(json.loads(line))
         return lines
+
+
+def dev_token_headers(data_dir: Path) -> dict[str, str]:
+    """What `POST /authz/dev/token` needs besides its body: the platform's dev token secret."""
+    from shared.auth.dev_issuer import read_dev_token_secret
+
+    secret = read_dev_token_secret(data_dir)
+    assert secret, f"no dev token secret in {data_dir}: is the platform started?"
+    return {"X-Dev-Token-Secret": secret}
+
+
+def _address(args: tuple[str, ...]) -> str:
+    """Where the gateway of `datafrost dev ARGS` is reached: its --host, or loopback for a wildcard."""
+    host = args[args.index("--host") + 1] if "--host" in args else "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def add_dev_users(data_dir: Path, users: dict[str, list[str]]) -> None:

@@ -26,7 +26,13 @@ import urllib3
 from cryptography.hazmat.primitives import serialization
 
 from localplatform.processes import free_port
-from shared.auth.dev_issuer import SERVICE_CLIENT, DevRealm, ensure_dev_realm, mint_token
+from shared.auth.dev_issuer import (
+    SERVICE_CLIENT,
+    DevRealm,
+    ensure_dev_realm,
+    mint_token,
+    read_dev_token_secret,
+)
 from shared.auth.jwks import JwksCache
 from shared.auth.verify import TokenVerifier
 from tests.support.tokens import claims, hs256_with, raw_token, rsa_key, sign
@@ -152,7 +158,12 @@ class Authz:
         )
 
     def dev_token(self, body: Any, forwarded_for: str | None = None) -> Answer:
+        """POST /dev/token with the realm's dev token secret (when it has one), as `datafrost token`."""
         headers = {"Content-Type": "application/json"}
+        secret = read_dev_token_secret(self.data_dir)
+        if secret is not None:
+            self.secrets.add(secret)
+            headers["X-Dev-Token-Secret"] = secret
         if forwarded_for is not None:
             headers["X-Forwarded-For"] = forwarded_for
         return self.request("POST", "/dev/token", body=json.dumps(body), headers=headers)

@@ -31,6 +31,7 @@ from urllib.parse import unquote_plus
 import flask
 
 from functions.runtime import error_response, json_response
+from shared import safe_json
 from shared.auth.dev_issuer import DEFAULT_TTL, DevRealm, DevRealmError, mint_service_token, mint_token
 from shared.logging import log_fields
 
@@ -127,13 +128,23 @@ def from_this_machine(request: flask.Request) -> bool:
     return _loopback(request.remote_addr or "") and all(_loopback(hop) for hop in forwarded)
 
 
+def _json_body(request: flask.Request) -> Any:
+    """The JSON body (None unless it is JSON, within MAX_FORM_BYTES and not nested too deep)."""
+    if not request.is_json or (request.content_length or 0) > MAX_FORM_BYTES:
+        return None
+    try:
+        return safe_json.loads(request.get_data())
+    except ValueError:
+        return None
+
+
 def dev_token(request: flask.Request, realm: DevRealm) -> flask.Response:
     if request.method != "POST":
         return error_response("mint a dev token with POST /dev/token", 405)
     if not from_this_machine(request):
         log.warning("dev token refused: the caller is not on this machine")
         return error_response("dev tokens are minted for callers on this machine only", 403)
-    body: Any = request.get_json(silent=True) if (request.content_length or 0) <= MAX_FORM_BYTES else None
+    body = _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("user"), str):
         return error_response('send JSON {"user": NAME, "roles"?: [...], "ttl"?: seconds}', 400)
     roles, ttl = body.get("roles"), body.get("ttl", DEFAULT_TTL)

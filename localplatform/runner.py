@@ -12,9 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import waitress
-import waitress.server
-
 from eventing.trigger import Trigger
 from functions.registry import BROKER_PATH, all_specs, dead_letter_sink
 from functions.spec import FunctionSpec
@@ -23,10 +20,12 @@ from localplatform.broker.base import Broker, BrokerUnavailable
 from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
+from localplatform.http_server import create_server
 from localplatform.processes import ProcessManager, free_port
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerStore
 from shared import metrics
+from shared.http_limits import EDGE
 from shared.lazy import once
 from shared.settings import Settings, from_env
 
@@ -92,7 +91,9 @@ GATEWAY_CONNECTION_LIMIT = 1000
 
 
 class GatewayServer:
-    """The gateway's HTTP server: waitress, keep-alive connections and a pool of request threads.
+    """The gateway's HTTP server: waitress, keep-alive connections and a pool of request threads; the
+    edge's header limits, a body limit (`max_body_bytes`, 413 beyond) and JSON error answers
+    (`localplatform.http_server`).
 
     The socket is bound and listening when this returns (port 0 picks a free port, known at once as
     `port`); requests wait in the backlog until `serve_forever` runs. `app` may be replaced until then.
@@ -100,7 +101,14 @@ class GatewayServer:
     for the requests being served.
     """
 
-    def __init__(self, host: str, port: int, app: WsgiApp, threads: int = GATEWAY_THREADS) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: WsgiApp,
+        max_body_bytes: int,
+        threads: int = GATEWAY_THREADS,
+    ) -> None:
         self.app = app
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -108,11 +116,13 @@ class GatewayServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))  # an OSError here (port in use) is the caller's to report
             sock.listen(1024)
-            self._server = waitress.create_server(
+            self._server = create_server(
                 self._call,
+                EDGE,
                 sockets=[sock],
                 threads=threads,
                 connection_limit=GATEWAY_CONNECTION_LIMIT,
+                max_body_bytes=max_body_bytes,  # a proxied body is held in memory: no more than that
                 asyncore_use_poll=True,  # select() stops at fd 1024
                 clear_untrusted_proxy_headers=False,  # X-Forwarded-* reach the gateway as sent
                 ident="datafrost",
@@ -120,7 +130,6 @@ class GatewayServer:
         except BaseException:
             sock.close()
             raise
-        assert isinstance(self._server, waitress.server.BaseWSGIServer)
         self.port = int(sock.getsockname()[1])
         self._stopped = threading.Event()
         self._shut = False
@@ -186,8 +195,9 @@ class DevPlatform:
         self.broker = broker
         store = TriggerStore(self.data_dir / "triggers.json")
         # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
-        self.server = GatewayServer(self.options.host, self.options.port, _starting)
-        self.internal_server = GatewayServer("127.0.0.1", self._internal_port(), _starting)
+        max_body = configured.max_request_bytes
+        self.server = GatewayServer(self.options.host, self.options.port, _starting, max_body)
+        self.internal_server = GatewayServer("127.0.0.1", self._internal_port(), _starting, max_body)
         self.auth = prepare_auth(configured, self.public_url, self.internal_url, self.data_dir)
         env = {
             **os.environ,

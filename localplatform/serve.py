@@ -3,8 +3,9 @@
 `python -m localplatform.serve NAME PORT`. The app is functions-framework's own (`create_app` with
 the function's source and target, the same call func's entry makes on Knative); waitress serves it in
 this one process (functions-framework's default server is gunicorn, a master and a worker: two
-processes per function). It binds to loopback only and exits when the process that started it dies,
-so a killed `datafrost dev` leaves no orphans behind.
+processes per function), with the head limits of a server behind a proxy, no body larger than any
+function takes, and JSON error answers (`localplatform.http_server`). It binds to loopback only and
+exits when the process that started it dies, so a killed `datafrost dev` leaves no orphans behind.
 """
 
 from __future__ import annotations
@@ -36,20 +37,24 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("K_SERVICE", name)
     os.environ["PORT"] = str(port)
 
-    import waitress
     from functions_framework import create_app
 
+    from localplatform.http_server import create_server
+    from shared.http_limits import BEHIND_PROXY
+    from shared.settings import from_env
+
     app = create_app(TARGET, str(source), "http")
-    waitress.serve(
+    create_server(
         app,
+        BEHIND_PROXY,
+        max_body_bytes=from_env(dict(os.environ)).max_request_bytes,
         host="127.0.0.1",
         port=port,
         threads=THREADS,
         ident=name,
         asyncore_use_poll=True,
         clear_untrusted_proxy_headers=False,
-        _quiet=True,
-    )
+    ).run()
 
 
 if __name__ == "__main__":

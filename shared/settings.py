@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MULTIPART_ALLOWANCE = 64 * 1024  # a multipart upload's boundaries and part headers, beyond the file
 DEFAULT_MAX_IMAGE_PIXELS = 80_000_000
 DEFAULT_MAX_IMAGE_FRAMES = 1000
 DEFAULT_VARIANTS = "thumb:256:webp,preview:1024:webp"
@@ -85,6 +86,11 @@ class Settings:
         path = (self.data_dir / "db" / f"{service}.db").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}"
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body any function takes (an upload in a multipart form, or an event)."""
+        return max(self.max_upload_bytes + MULTIPART_ALLOWANCE, self.max_event_bytes)
 
     @property
     def local_store_root(self) -> Path:

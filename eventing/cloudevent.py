@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import tracing
+from shared import safe_json, tracing
 
 SPECVERSION = "1.0"
 REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
@@ -52,8 +52,9 @@ class CloudEvent:
         return self.attributes.get(name, default)
 
     def json(self) -> Any:
-        """The data decoded as JSON (None when there is no data)."""
-        return None if self.data is None else json.loads(self.data)
+        """The data decoded as JSON (None when there is no data); ValueError when it is not JSON or
+        nests too deep (`shared.safe_json`)."""
+        return None if self.data is None else safe_json.loads(self.data)
 
     def with_attributes(self, **extra: str) -> CloudEvent:
         """A copy with attributes added or replaced."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from eventing.cloudevent import JSON_CONTENT_TYPE, CloudEvent
 from eventing.validation import EventTooLarge, InvalidEvent, canonical_attributes
+from shared import safe_json
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -77,10 +78,10 @@ def _no_constant(name: str) -> Any:
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        return safe_json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise InvalidEvent(f"body is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
-    except ValueError as exc:  # json.JSONDecodeError, or NaN/Infinity
+    except ValueError as exc:  # json.JSONDecodeError, NaN/Infinity, or nested too deep
         raise InvalidEvent(f"body is not valid JSON: {exc}") from None
 
 
@@ -256,7 +257,7 @@ def event_to_json(event: CloudEvent) -> dict[str, Any]:
         return obj
     if is_json_content_type(event.datacontenttype):
         try:
-            value = json.loads(event.data, parse_constant=_no_constant)
+            value = safe_json.loads(event.data, parse_constant=_no_constant)
         except ValueError:
             pass
         else:

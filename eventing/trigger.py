@@ -12,6 +12,13 @@ from eventing.durations import format_duration, parse_duration
 
 BackoffPolicy = Literal["exponential", "linear"]
 TRIGGER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MAX_RETRY = 1000  # exponential backoff waits centuries long before that; linear ones still end
+MAX_PARALLELISM = 1000  # delivery workers per trigger (threads, and a prefetch count, locally)
+
+
+def _is_int(value: object) -> bool:
+    """An int that is not a bool (JSON's true is not 1 here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -25,12 +32,17 @@ class DeliverySpec:
     dead_letter_sink: str | None = None
 
     def __post_init__(self) -> None:
-        if self.retry < 0:
-            raise ValueError(f"retry must be >= 0, got {self.retry}")
+        if not _is_int(self.retry) or not 0 <= self.retry <= MAX_RETRY:
+            raise ValueError(f"retry must be an integer from 0 to {MAX_RETRY}, got {self.retry!r}")
         if self.backoff_policy not in ("exponential", "linear"):
             raise ValueError(f"backoff policy must be exponential or linear, got {self.backoff_policy!r}")
+        for name in ("backoff_delay", "timeout"):
+            if not isinstance(getattr(self, name), int | float) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be an ISO 8601 duration or a number of seconds")
         if self.backoff_delay < 0 or self.timeout <= 0:
             raise ValueError("backoff delay must be >= 0 and timeout > 0")
+        if self.dead_letter_sink is not None and not isinstance(self.dead_letter_sink, str):
+            raise ValueError("dead_letter_sink must be a URL")
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt `attempt` (1-based), as Knative computes it."""
@@ -52,8 +64,10 @@ class Trigger:
     def __post_init__(self) -> None:
         if not TRIGGER_NAME.match(self.name):
             raise ValueError(f"trigger name {self.name!r} must be a DNS label (a-z, 0-9, '-')")
-        if self.parallelism < 1:
-            raise ValueError(f"parallelism must be >= 1, got {self.parallelism}")
+        if not _is_int(self.parallelism) or not 1 <= self.parallelism <= MAX_PARALLELISM:
+            raise ValueError(
+                f"parallelism must be an integer from 1 to {MAX_PARALLELISM}, got {self.parallelism!r}"
+            )
         if not self.subscriber.startswith(("http://", "https://")):
             raise ValueError(f"subscriber must be an http(s) URL, got {self.subscriber!r}")
 
@@ -99,7 +113,7 @@ class Trigger:
             subscriber=str(raw["subscriber"]),
             filter=dict(filters),
             delivery=DeliverySpec(**delivery_raw),
-            parallelism=int(raw.get("parallelism", 1)),
+            parallelism=raw.get("parallelism", 1),
         )
 
     def with_delivery(self, **changes: Any) -> Trigger:

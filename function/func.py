@@ -7,6 +7,9 @@ and FUNCTION_TARGET (`handle`): `start` loads it with functions-framework, the s
 `datafrost dev` runs, and `handle` bridges each ASGI request to it in a worker thread.
 
 Request and response bodies are buffered (the functions cap them: DATAFROST_MAX_UPLOAD_BYTES).
+Request heads get the limits of a server behind a proxy (`shared.http_limits.BEHIND_PROXY`), and what
+hypercorn refuses itself (a head over the size limit: 431, a malformed request: 400) is answered with
+the JSON error body every other answer has (`answer_protocol_errors_with_json`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import io
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+
+from shared.errors import error_body
+from shared.http_limits import BEHIND_PROXY, HEADER_FIELDS_TOO_LARGE
 
 ROOT = Path(__file__).resolve().parents[1]
 Scope = Mapping[str, Any]
@@ -58,6 +65,18 @@ def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
         key = name if name == "CONTENT_TYPE" else f"HTTP_{name}"
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     return environ
+
+
+def head_problem(scope: Scope) -> str | None:
+    """Why the request's head is over BEHIND_PROXY's limits, or None. hypercorn counts no fields, and
+    its byte limit holds only for a head that arrives in pieces (h11 checks what it has buffered)."""
+    headers = scope.get("headers", [])
+    if len(headers) > BEHIND_PROXY.max_fields:
+        return BEHIND_PROXY.too_many_fields(len(headers))
+    line = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) + 12
+    if line + sum(len(name) + len(value) + 4 for name, value in headers) > BEHIND_PROXY.max_bytes:
+        return BEHIND_PROXY.too_many_bytes()
+    return None
 
 
 def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -106,6 +125,11 @@ class DataFrostFunction:
         if self.app is None:
             await _send(send, 503, [("content-type", "application/json")], b'{"error": "not started"}')
             return
+        problem = head_problem(scope)
+        if problem is not None:
+            refusal = error_body(f"request header fields too large: {problem}")
+            await _send(send, HEADER_FIELDS_TOO_LARGE, [("content-type", "application/json")], refusal)
+            return
         body = bytearray()
         while True:
             message = await receive()
@@ -124,6 +148,41 @@ async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: b
     await send({"type": "http.response.body", "body": body})
 
 
+def protocol_error_message(status: int) -> str:
+    """What a refusal by the HTTP server itself says (it has no more than the status to go on)."""
+    if status == HEADER_FIELDS_TOO_LARGE:
+        return f"request header fields too large: {BEHIND_PROXY.too_many_bytes()}"
+    return f"{HTTPStatus(status).phrase.lower()}: the server could not read the request"
+
+
+def answer_protocol_errors_with_json() -> None:
+    """hypercorn, which func's middleware serves with, limits a request head to its own 16 KiB and
+    answers what h11 refuses with an empty body; func's scaffolding builds hypercorn's Config itself,
+    so its default is set here (the head limit) and its error answer replaced (a JSON body)."""
+    try:
+        import h11
+        from hypercorn.config import Config
+        from hypercorn.protocol.h11 import H11Protocol
+    except ImportError:  # not under func's middleware: nothing to adjust
+        return
+    Config.h11_max_incomplete_size = BEHIND_PROXY.max_bytes
+
+    async def send_json_error(self: Any, status_code: int) -> None:
+        body = error_body(protocol_error_message(status_code))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *self.config.response_headers("h11"),
+        ]
+        await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
+        await self._send_h11_event(h11.Data(data=body))
+        await self._send_h11_event(h11.EndOfMessage())
+
+    setattr(H11Protocol, "_send_error_response", send_json_error)  # noqa: B010 (a method, replaced)
+
+
 def new() -> DataFrostFunction:
-    """func's constructor: one instance per process."""
+    """func's constructor: one instance per process (func's scaffolding calls it before serving)."""
+    answer_protocol_errors_with_json()
     return DataFrostFunction()

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 import flask
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from eventing.cloudevent import CloudEvent
@@ -148,6 +148,8 @@ class FunctionApp:
             response = self._answer(request, context)
         except HttpError as exc:
             response = error_response(exc.message, exc.status)
+        except HTTPException as exc:  # werkzeug refusing the request as it reads it (a form over its limits)
+            response = error_response(f"{exc.name.lower()}: {exc.description}", exc.code or 400)
         except Exception:
             log.exception("unhandled error")
             response = error_response("internal error", 500)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from eventing.trigger import DeliverySpec
 from shared.auth.identity import KNOWN_ROLES, SERVICE
+from shared.settings import MULTIPART_ALLOWANCE
 
 if TYPE_CHECKING:
     import flask
@@ -75,7 +76,7 @@ class BodyLimit:
 
 
 EVENT_BODY = BodyLimit("max_event_bytes")  # every route's limit unless it says otherwise
-UPLOAD_BODY = BodyLimit("max_upload_bytes", slack=64 * 1024)  # an image, raw or in a multipart form
+UPLOAD_BODY = BodyLimit("max_upload_bytes", slack=MULTIPART_ALLOWANCE)  # an image, raw or in a multipart form
 
 
 class Serves(StrEnum):

@@ -13,7 +13,7 @@ from functions.replies import image_reply, payload_of
 from functions.spec import UPLOADS_BUCKET, TriggerSpec
 from pipeline import events
 from shared import metrics
-from shared.objectstore import ObjectNotFound, ObjectStore
+from shared.objectstore import InvalidKey, ObjectNotFound, ObjectStore
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ def process_upload(
             return Processed(created, image_id, process(data, limits))
     except ObjectNotFound:
         log.info("%s/%s is gone (deleted since the event): nothing to %s", created.bucket, created.key, stage)
+        return Finished(None)
+    except InvalidKey as exc:  # a name no object can have (a forged notification): nothing to fetch
+        log.warning("no object can be named so: %s; nothing to %s", exc, stage)
         return Finished(None)
     except RejectedImage as exc:
         log.info("rejected %s/%s: %s", created.bucket, created.key, exc)

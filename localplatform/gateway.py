@@ -27,7 +27,7 @@ from localplatform.ext_authz import ExtAuthz, strip_internal_headers
 from localplatform.metrics_aggregate import merge
 from localplatform.processes import FunctionStartError, ProcessManager
 from localplatform.trigger_store import TriggerStore
-from shared import metrics
+from shared import metrics, safe_json
 from shared.auth.policy import NoRoute, gateway_path, host_function
 from shared.errors import error_body
 from shared.loopback import names_loopback
@@ -215,8 +215,8 @@ class Gateway:
         if not name and request.method == "GET":
             return ok_json({"triggers": [t.to_json() for t in self.broker.triggers()]})
         if not name and request.method == "POST":
-            try:
-                trigger = Trigger.from_json(request.get_json(force=True, silent=False))
+            try:  # JSON that is not a trigger, too deep, or not JSON at all
+                trigger = Trigger.from_json(safe_json.loads(request.get_data()))
             except Exception as exc:
                 return error(f"invalid trigger: {exc}", 400)
             if trigger.name in self.managed_triggers:

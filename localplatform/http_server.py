@@ -20,26 +20,39 @@ from cheroot import errors as cheroot_errors
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 
+from shared.http_limits import HeaderLimits
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 THREADS = 64  # the gateway's: a proxied request holds one until its function answers, and a function
 # may call back into the gateway (K_SINK) meanwhile, so keep well above the deliveries
-MAX_HEADER_BYTES = 64 * 1024  # request line and headers together
 IDLE_SECONDS = 60  # a connection that sends nothing this long is closed
 
 
 class _JsonErrorRequest(cheroot_server.HTTPRequest):
-    """cheroot's request, with its own answers (413, 414, 431, 400...) as JSON `{"error": ...}`."""
+    """cheroot's request: its own refusals as JSON `{"error": ...}`, a head over the byte or the field
+    limit as a 431 (`shared.http_limits`), and an unread body closing its connection."""
+
+    def read_request_headers(self) -> bool:
+        if not super().read_request_headers():
+            return False
+        limits: HeaderLimits = self.server.header_limits
+        fields = len(self.inheaders)  # a field sent twice is merged: it counts once here
+        if fields > limits.max_fields:
+            self.simple_response("431 Request Header Fields Too Large", limits.too_many_fields(fields))
+            return False
+        return True
 
     def simple_response(self, status: Any, msg: Any = "") -> None:
         status = str(status)
-        text = msg.decode("latin-1") if isinstance(msg, bytes) else str(msg)
-        body = json.dumps({"error": text.strip() or status}).encode()
+        text = (msg.decode("latin-1") if isinstance(msg, bytes) else str(msg)).strip()
+        status, reason = _refusal(status, text, self.server)
+        body = json.dumps({"error": reason}).encode()
         head = [
             f"{self.server.protocol} {status}",
             f"Content-Length: {len(body)}",
             "Content-Type: application/json",
         ]
-        if status[:3] in ("413", "414", "431") or status[:1] == "4":
+        if status[:1] == "4":
             self.close_connection = True  # the rest of the request was not read: never reuse it
             head.append("Connection: close")
         try:
@@ -60,8 +73,31 @@ class _JsonErrorRequest(cheroot_server.HTTPRequest):
         super().send_headers()
 
 
+def _refusal(status: str, text: str, server: Any) -> tuple[str, str]:
+    """The status and JSON reason of one of cheroot's own refusals."""
+    limits: HeaderLimits = server.header_limits
+    code = status[:3]
+    if code == "431":
+        return status, f"request header fields too large: {text}"
+    if code == "414" or (code == "413" and "header" in text.lower()):  # the head, line or fields
+        return (
+            "431 Request Header Fields Too Large",
+            f"request header fields too large: {limits.too_many_bytes()}",
+        )
+    if code == "413":
+        return status, f"request body too large: over the limit of {server.max_request_body_size} bytes"
+    if code == "400":
+        return status, f"bad request: {text}" if text else "bad request"
+    return status, text or status
+
+
 class _Connection(cheroot_server.HTTPConnection):
     RequestHandlerClass = _JsonErrorRequest
+
+
+class _Server(wsgi.Server):
+    ConnectionClass = _Connection
+    header_limits: HeaderLimits
 
 
 class HttpServer:
@@ -69,9 +105,11 @@ class HttpServer:
     requests wait in the backlog until `serve_forever` runs. `app` may be replaced until then.
     `shutdown` (from any thread) stops accepting and waits briefly for the requests being served."""
 
-    def __init__(self, host: str, port: int, app: WsgiApp, max_body: int, threads: int = THREADS) -> None:
+    def __init__(
+        self, host: str, port: int, app: WsgiApp, max_body: int, limits: HeaderLimits, threads: int = THREADS
+    ) -> None:
         self.app = app
-        self._server = wsgi.Server(
+        self._server = _Server(
             (host, port),
             self._call,
             numthreads=threads,
@@ -80,9 +118,9 @@ class HttpServer:
             shutdown_timeout=5,
             server_name="datafrost",
         )
-        self._server.ConnectionClass = _Connection
         self._server.max_request_body_size = max_body  # refused (413) from its headers
-        self._server.max_request_header_size = MAX_HEADER_BYTES
+        self._server.max_request_header_size = limits.max_bytes  # request line and fields together
+        self._server.header_limits = limits
         self._server.prepare()  # binds and listens: an OSError here (port in use) is the caller's
         self.port = int(self._server.bind_addr[1])
         self._served = threading.Event()

@@ -25,6 +25,7 @@ from localplatform.processes import ProcessManager, free_port
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerStore
 from shared import metrics
+from shared.http_limits import EDGE
 from shared.lazy import once
 from shared.settings import Settings, from_env
 
@@ -118,8 +119,8 @@ class DevPlatform:
         store = TriggerStore(self.data_dir / "triggers.json")
         # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
         max_body = largest_body(configured)
-        self.server = HttpServer(self.options.host, self.options.port, _starting, max_body)
-        self.internal_server = HttpServer("127.0.0.1", self._internal_port(), _starting, max_body)
+        self.server = HttpServer(self.options.host, self.options.port, _starting, max_body, EDGE)
+        self.internal_server = HttpServer("127.0.0.1", self._internal_port(), _starting, max_body, EDGE)
         self.auth = prepare_auth(configured, self.public_url, self.internal_url, self.data_dir)
         env = {
             **os.environ,

@@ -19,6 +19,7 @@ import time
 
 from functions.spec import TARGET, function_source
 from shared.function_app import function_app
+from shared.http_limits import BEHIND_PROXY
 
 DEFAULT_MAX_BODY = 1 << 30  # 1 GiB, when the runner names no limit
 THREADS = 16  # requests served at once; deliveries are bounded by each trigger's parallelism
@@ -45,7 +46,8 @@ def main(argv: list[str]) -> None:
     from localplatform.http_server import HttpServer
 
     # 413 before a byte over max_body arrives
-    server = HttpServer("127.0.0.1", port, function_app(TARGET, str(source)), max_body, threads=THREADS)
+    app = function_app(TARGET, str(source))
+    server = HttpServer("127.0.0.1", port, app, max_body, BEHIND_PROXY, threads=THREADS)
     server.serve_forever()
 
 

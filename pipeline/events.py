@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ IMAGE_REJECTED = "io.datafrost.image.rejected"
 KNOWN_TYPES = frozenset({OBJECT_CREATED, OBJECT_REMOVED, IMAGE_ANALYZED, IMAGE_THUMBNAILED, IMAGE_REJECTED})
 BUCKET_EXTENSION = "bucket"
 
+IMAGE_ID = re.compile(r"[0-9a-f]{32}")  # what `image_id` makes
 T = TypeVar("T")
 _SIMPLE_TYPES: dict[str, type] = {"str": str, "int": int}  # annotations checked when building payloads
 
@@ -27,6 +29,11 @@ _SIMPLE_TYPES: dict[str, type] = {"str": str, "int": int}  # annotations checked
 def image_id(bucket: str, key: str) -> str:
     """The image id of an object: derived from where it lives, so every function computes the same one."""
     return hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:32]
+
+
+def is_image_id(text: str) -> bool:
+    """True for text `image_id` could have made (32 lower-case hex digits)."""
+    return IMAGE_ID.fullmatch(text) is not None
 
 
 def image_id_of(bucket: str | None, subject: str | None, data: Any) -> str | None:
@@ -37,6 +44,15 @@ def image_id_of(bucket: str | None, subject: str | None, data: Any) -> str | Non
     if bucket and subject:
         return image_id(bucket, subject)
     return None
+
+
+def _is_unicode_text(value: str) -> bool:
+    """False for a str with an unpaired surrogate (JSON's "\\ud800" decodes to one): no text encodes it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def payload(cls: type[T], data: Any) -> T:
@@ -56,6 +72,8 @@ def payload(cls: type[T], data: Any) -> T:
         expected = _SIMPLE_TYPES.get(str(fields[name].type))
         if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
             raise ValueError(f"{cls.__name__}.{name} must be {fields[name].type}, got {type(value).__name__}")
+        if isinstance(value, str) and not _is_unicode_text(value):
+            raise ValueError(f"{cls.__name__}.{name} holds an unpaired surrogate: not Unicode text")
     if cls is ImageThumbnailed and "variants" in known:
         known["variants"] = [payload(Variant, v) for v in known["variants"]]
     return cls(**known)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MULTIPART_ALLOWANCE = 64 * 1024  # a multipart upload's boundaries and part headers, beyond the file
 DEFAULT_MAX_IMAGE_PIXELS = 80_000_000
 DEFAULT_MAX_IMAGE_FRAMES = 1000
 DEFAULT_VARIANTS = "thumb:256:webp,preview:1024:webp"

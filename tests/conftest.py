@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.support.s3 import s3_url  # noqa: F401 (a session fixture every test may use)
-from tests.support.services import AMQP_URL, POSTGRES_URL, require_service
+from tests.support.services import AMQP_URL, POSTGRES_URL, fresh_schema, require_service
 from tests.support.sink import Sink
 
 
@@ -41,16 +39,8 @@ def postgres_url() -> str:
 @pytest.fixture
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose connections see only a fresh schema of their own on the PostgreSQL server."""
-    server = require_service("postgres", POSTGRES_URL, 5432)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in server else "?"
-    yield f"{server}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with fresh_schema(require_service("postgres", POSTGRES_URL, 5432)) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -46,7 +46,7 @@ from urllib.parse import unquote_plus, urlsplit
 import flask
 
 from functions.runtime import error_response, json_response
-from shared import metrics
+from shared import metrics, safe_json
 from shared.auth.brute_force import BruteForceProtector, Key, Kind, address_key
 from shared.auth.dev_issuer import (
     DEFAULT_TTL,
@@ -275,6 +275,16 @@ def _dev_secret_refusal(request: flask.Request, realm: DevRealm) -> str | None:
     return None
 
 
+def _json_body(request: flask.Request) -> Any:
+    """The JSON body (None unless it is JSON, within MAX_FORM_BYTES and not nested too deep)."""
+    if not request.is_json or (request.content_length or 0) > MAX_FORM_BYTES:
+        return None
+    try:
+        return safe_json.loads(request.get_data())
+    except ValueError:
+        return None
+
+
 def dev_token(request: flask.Request, realm: DevRealm, machine: ThisMachine) -> flask.Response:
     if request.method != "POST":
         return error_response("mint a dev token with POST /dev/token", 405)
@@ -296,7 +306,7 @@ def dev_token(request: flask.Request, realm: DevRealm, machine: ThisMachine) -> 
             extra=log_fields(address=client_address(request)),
         )
         return error_response(refusal, 403)
-    body: Any = request.get_json(silent=True) if (request.content_length or 0) <= MAX_FORM_BYTES else None
+    body = _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("user"), str):
         return error_response('send JSON {"user": NAME, "roles"?: [...], "ttl"?: seconds}', 400)
     roles, ttl = body.get("roles"), body.get("ttl", DEFAULT_TTL)

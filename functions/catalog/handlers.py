@@ -8,16 +8,17 @@ from dataclasses import dataclass
 import flask
 
 from eventing.cloudevent import CloudEvent
-from functions.catalog.queries import MAX_PAGE, CatalogReader, ImageFilter
-from functions.catalog.repository import CatalogWriter
+from functions.catalog.queries import CatalogReader, Listing
+from functions.catalog.repository import CatalogWriter, UnstorableValue
 from functions.context import Call, Context
 from functions.replies import payload_of
 from functions.runtime import json_response
 from pipeline import events
+from pipeline.events import is_image_id
 from pipeline.ownership import owner_scope
 from shared import metrics
 from shared.db import engine
-from shared.errors import HttpError, NotFound, PermanentEventError
+from shared.errors import NotFound, PermanentEventError
 from shared.objectstore import ObjectNotFound
 from shared.objectstore.factory import open_store
 from shared.settings import Settings
@@ -58,8 +59,14 @@ def register_metrics(context: Context) -> None:
 
 
 def apply_event(event: CloudEvent, context: Context) -> None:
-    """Record one event; an event whose data does not fit its type is refused for good (422)."""
-    writer = context.client(open_catalog).writer
+    """Record one event; data that does not fit its type or its columns is refused for good (422)."""
+    try:
+        _record_event(event, context.client(open_catalog).writer)
+    except UnstorableValue as exc:
+        raise PermanentEventError(f"{event.type} data cannot be stored: {exc}") from None
+
+
+def _record_event(event: CloudEvent, writer: CatalogWriter) -> None:
     if event.type == events.OBJECT_CREATED:
         created = payload_of(event, events.ObjectCreated)
         writer.object_created(events.image_id(created.bucket, created.key), created)
@@ -76,33 +83,28 @@ def apply_event(event: CloudEvent, context: Context) -> None:
         raise PermanentEventError(f"the catalog does not consume {event.type}")
 
 
-def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise HttpError(f"{name} must be an integer from {low} to {high}, got {raw!r}")
-    return int(raw)
-
-
 def list_images(call: Call) -> flask.Response:
-    request, owner, reader = call.request, owner_scope(call.identity), call.client(open_catalog).reader
-    limit = _int_arg(request, "limit", 50, 1, MAX_PAGE)
-    similar_to = request.args.get("similar_to")
-    if similar_to:
-        max_distance = _int_arg(request, "max_distance", 10, 0, 64)
-        if reader.get(similar_to, owner) is None:
-            raise NotFound(f"no image {similar_to}")
-        return json_response(
-            {"images": reader.similar(similar_to, max_distance, limit, owner), "next_cursor": None}
-        )
-    filters = ImageFilter.from_args(request.args, owner)
-    page, next_cursor = reader.page(filters, request.args.get("cursor"), limit)
+    owner, reader = owner_scope(call.identity), call.client(open_catalog).reader
+    listing = Listing.from_args(call.request.args, owner)
+    if listing.similar_to is not None:
+        if reader.get(listing.similar_to, owner) is None:
+            raise NotFound(f"no image {listing.similar_to}")
+        similar = reader.similar(listing.similar_to, listing.max_distance, listing.limit, owner)
+        return json_response({"images": similar, "next_cursor": None})
+    page, next_cursor = reader.page(listing.filters, listing.cursor, listing.limit)
     return json_response({"images": page, "next_cursor": next_cursor})
 
 
+def _image_id(call: Call) -> str:
+    """The image id in the path; one `image_id` could not have made names no image (404)."""
+    image_id: str = call.params["image_id"]
+    if not is_image_id(image_id):
+        raise NotFound(f"no image {image_id}")
+    return image_id
+
+
 def show_image(call: Call) -> flask.Response:
-    image_id = call.params["image_id"]
+    image_id = _image_id(call)
     record = call.client(open_catalog).reader.get(image_id, owner_scope(call.identity))
     if record is None:
         raise NotFound(f"no image {image_id}")
@@ -111,7 +113,7 @@ def show_image(call: Call) -> flask.Response:
 
 def delete_image(call: Call) -> flask.Response:
     """Delete the original and every variant; the record is gone at once."""
-    image_id, db = call.params["image_id"], call.client(open_catalog)
+    image_id, db = _image_id(call), call.client(open_catalog)
     reader, writer = db.reader, db.writer
     if reader.get(image_id, owner_scope(call.identity)) is None:
         raise NotFound(f"no image {image_id}")
@@ -126,7 +128,7 @@ def delete_image(call: Call) -> flask.Response:
 
 
 def variant_bytes(call: Call) -> flask.Response:
-    image_id, name = call.params["image_id"], call.params["name"]
+    image_id, name = _image_id(call), call.params["name"]
     variant = call.client(open_catalog).reader.variant(image_id, name, owner_scope(call.identity))
     if variant is None:
         raise NotFound(f"image {image_id} has no variant {name!r}")

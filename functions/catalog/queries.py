@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,37 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, or_, select
 
 from functions.catalog.schema import images, status
-from shared.errors import HttpError
+from pipeline.events import is_image_id
+from shared import params, safe_json
+from shared.sql_values import column_length, integer_range
 
 MAX_PAGE = 200
+DEFAULT_PAGE = 50
+PHASH_BITS = 64  # the largest Hamming distance between two perceptual hashes
+DEFAULT_MAX_DISTANCE = 10
+MAX_CURSOR_CHARS = 256  # a cursor this API returns is about 100
 STATUSES = ("processing", "ready", "rejected")
+# range filters: the parameter and the column it bounds (its values are bounded to what the column holds)
+RANGE_FILTERS = {
+    "min_bytes": images.c.bytes, "max_bytes": images.c.bytes,
+    "min_width": images.c.width, "max_width": images.c.width,
+    "min_height": images.c.height, "max_height": images.c.height,
+}  # fmt: skip
+Cursor = tuple[datetime, str]  # (created_at, id) of the last image of the previous page
+
+
+def _moment(name: str, raw: str) -> datetime:
+    """An ISO 8601 date or date-time as a UTC time (one without an offset is UTC, as stored)."""
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise params.ParameterError(
+            name, f"must be an ISO 8601 date or date-time, got {params.shown(raw)}"
+        ) from None
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise params.ParameterError(name, f"is out of range in UTC: {params.shown(raw)}") from None
 
 
 @dataclass(frozen=True)
@@ -35,27 +63,22 @@ class ImageFilter:
     taken_before: datetime | None = None
 
     @classmethod
-    def from_args(cls, args: Any, owner: str | None = None) -> ImageFilter:
+    def from_args(cls, args: Mapping[str, str], owner: str | None = None) -> ImageFilter:
         values: dict[str, Any] = {"owner": owner}
-        for name in ("status", "format", "camera"):
-            values[name] = args.get(name) or None
-        if values["status"] and values["status"] not in STATUSES:
-            raise HttpError(f"status must be one of {', '.join(STATUSES)}")
-        if values["format"]:
-            values["format"] = values["format"].upper()
-        for name in ("min_bytes", "max_bytes", "min_width", "max_width", "min_height", "max_height"):
-            raw = args.get(name)
-            if raw not in (None, ""):
-                if not raw.isdigit():
-                    raise HttpError(f"{name} must be a non-negative integer, got {raw!r}")
-                values[name] = int(raw)
+        status_arg = args.get("status") or None
+        if status_arg is not None and status_arg not in STATUSES:
+            raise params.ParameterError("status", f"must be one of {', '.join(STATUSES)}")
+        values["status"] = status_arg
+        image_format = params.optional_text(args, "format", column_length(images.c.format))
+        values["format"] = image_format.upper() if image_format else None
+        values["camera"] = params.optional_text(args, "camera", column_length(images.c.camera))
+        for name, column in RANGE_FILTERS.items():
+            bounds = integer_range(column)
+            assert bounds is not None
+            values[name] = params.optional_integer_or_none(args, name, 0, bounds[1])
         for name in ("taken_after", "taken_before"):
             raw = args.get(name)
-            if raw:
-                try:
-                    values[name] = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-                except ValueError:
-                    raise HttpError(f"{name} must be an ISO 8601 date or date-time, got {raw!r}") from None
+            values[name] = _moment(name, raw) if raw else None
         return cls(**values)
 
     def apply(self, query: Select[Any]) -> Select[Any]:
@@ -65,8 +88,8 @@ class ImageFilter:
         conditions += [column == getattr(self, name) for name, column in exact.items() if getattr(self, name)]
         if self.status:
             conditions.append(status == self.status)
-        if self.camera:
-            conditions.append(c.camera.ilike(f"%{self.camera}%"))
+        if self.camera:  # a substring: % and _ in it are plain characters
+            conditions.append(c.camera.icontains(self.camera, autoescape=True))
         bounds = [
             (self.min_bytes, c.bytes, ">="), (self.max_bytes, c.bytes, "<="),
             (self.min_width, c.width, ">="), (self.max_width, c.width, "<="),
@@ -83,12 +106,41 @@ def encode_cursor(created_at: datetime, image_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), image_id]).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, image_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created), str(image_id)
+def decode_cursor(cursor: str) -> Cursor:
+    """The position a cursor this API returned points at; ParameterError (400) for anything else."""
+    invalid = params.ParameterError("cursor", "is not one this API returned")
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise invalid
+    try:  # a str that is not ASCII, base64 or JSON is a ValueError; a JSON value of another shape too
+        created, image_id = safe_json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        moment = datetime.fromisoformat(created)
     except (ValueError, TypeError):
-        raise HttpError("cursor is not one this API returned") from None
+        raise invalid from None
+    if not isinstance(image_id, str) or not is_image_id(image_id):
+        raise invalid
+    return moment, image_id
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every parameter of GET /images, parsed (and refused with a 400) before any query runs."""
+
+    filters: ImageFilter
+    limit: int = DEFAULT_PAGE
+    cursor: Cursor | None = None
+    similar_to: str | None = None  # an image id: list its near-duplicates instead
+    max_distance: int = DEFAULT_MAX_DISTANCE
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], owner: str | None = None) -> Listing:
+        limit = params.optional_integer(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        similar_to = args.get("similar_to") or None
+        if similar_to is not None and not is_image_id(similar_to):
+            raise params.ParameterError("similar_to", f"must be an image id, got {params.shown(similar_to)}")
+        max_distance = params.optional_integer(args, "max_distance", DEFAULT_MAX_DISTANCE, 0, PHASH_BITS)
+        raw_cursor = args.get("cursor")
+        cursor = decode_cursor(raw_cursor) if raw_cursor else None
+        return cls(ImageFilter.from_args(args, owner), limit, cursor, similar_to, max_distance)
 
 
 def _record(row: Any) -> dict[str, Any]:
@@ -152,12 +204,12 @@ class CatalogReader:
         return [(row.bucket, row.key)] + [(v["bucket"], v["key"]) for v in row.variants or []]
 
     def page(
-        self, filters: ImageFilter, cursor: str | None, limit: int
+        self, filters: ImageFilter, cursor: Cursor | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; the cursor continues after the last image of the previous page."""
         query = filters.apply(select(images, status))
         if cursor:
-            created, image_id = decode_cursor(cursor)
+            created, image_id = cursor
             c = images.c
             query = query.where(or_(c.created_at < created, and_(c.created_at == created, c.id < image_id)))
         query = query.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)

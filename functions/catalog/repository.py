@@ -12,8 +12,21 @@ from sqlalchemy.exc import IntegrityError
 from functions.catalog.schema import images, metadata
 from pipeline.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
 from pipeline.ownership import owner_of
+from shared.sql_values import column_problem
 
 WRITE_ATTEMPTS = 5
+
+
+class UnstorableValue(ValueError):
+    """A value from an event that its column cannot hold (the event can never be recorded)."""
+
+
+def check_storable(values: Mapping[str, Any]) -> None:
+    """Raise UnstorableValue, naming the field, unless every value fits its column of `images`."""
+    for name, value in values.items():
+        problem = column_problem(images.c[name], value)
+        if problem is not None:
+            raise UnstorableValue(f"{name} {problem}")
 
 
 def _now() -> datetime:
@@ -64,6 +77,7 @@ class CatalogWriter:
         Another transaction may insert the same image between our statements (PostgreSQL, READ
         COMMITTED): the row then shows up live on the next look, and the update is tried again.
         """
+        check_storable({"id": image_id, "bucket": bucket, "key": key, "owner": owner_of(key), **values})
         values = {**values, "updated_at": _now()}
         live = (images.c.id == image_id) & images.c.deleted_at.is_(None)
         for _ in range(WRITE_ATTEMPTS):
@@ -156,6 +170,7 @@ class CatalogWriter:
     def mark_deleted(
         self, conn: Connection, image_id: str, sequencer: str | None, bucket: str = "", key: str = ""
     ) -> None:
+        check_storable({"id": image_id, "bucket": bucket, "key": key, "removed_sequencer": sequencer})
         values = {"deleted_at": _now(), "updated_at": _now(), "removed_sequencer": sequencer}
         if conn.execute(update(images).where(images.c.id == image_id).values(**values)).rowcount == 0 and key:
             conn.execute(

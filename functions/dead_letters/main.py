@@ -12,20 +12,26 @@ HTTP (admin role, checked here whatever the gateway decided): `GET /` lists (`?t
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import flask
 
 from eventing.client import SendError, send_event
 from eventing.cloudevent import CloudEvent
 from functions.context import Call, Context
-from functions.dead_letters.store import DeadLetterStore
+from functions.dead_letters.store import DeadLetterStore, dead_letters, is_letter_id
 from functions.runtime import json_response, target
 from functions.spec import FunctionSpec, route
+from shared import params
 from shared.auth.identity import ADMIN
 from shared.errors import HttpError, NotFound
 from shared.settings import Settings
+from shared.sql_values import column_length
 
 NAME = "dead-letters"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 def open_letters(config: Settings) -> DeadLetterStore:
@@ -36,16 +42,35 @@ def on_event(event: CloudEvent, context: Context) -> None:
     context.client(open_letters).add(event)
 
 
+@dataclass(frozen=True)
+class LetterQuery:
+    """GET /'s parameters: how many dead letters, of which event type."""
+
+    limit: int = DEFAULT_LIMIT
+    event_type: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> LetterQuery:
+        limit = params.optional_integer(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        return cls(limit, params.optional_text(args, "type", column_length(dead_letters.c.event_type)))
+
+
 def list_letters(call: Call) -> flask.Response:
-    limit = call.request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise HttpError("limit must be an integer from 1 to 1000")
-    letters = call.client(open_letters).list(int(limit), call.request.args.get("type"))
+    query = LetterQuery.from_args(call.request.args)
+    letters = call.client(open_letters).list(query.limit, query.event_type)
     return json_response({"dead_letters": [d.summary() for d in letters]})
 
 
+def _letter_id(call: Call) -> str:
+    """The dead letter's id in the path; text no id looks like names no dead letter (404)."""
+    letter_id: str = call.params["letter_id"]
+    if not is_letter_id(letter_id):
+        raise NotFound(f"no dead letter {letter_id}")
+    return letter_id
+
+
 def show_letter(call: Call) -> flask.Response:
-    letter_id = call.params["letter_id"]
+    letter_id = _letter_id(call)
     letter = call.client(open_letters).get(letter_id)
     if letter is None:
         raise NotFound(f"no dead letter {letter_id}")
@@ -60,13 +85,14 @@ def show_letter(call: Call) -> flask.Response:
 
 
 def delete_letter(call: Call) -> flask.Response:
-    if not call.client(open_letters).delete(call.params["letter_id"]):
-        raise NotFound(f"no dead letter {call.params['letter_id']}")
+    letter_id = _letter_id(call)
+    if not call.client(open_letters).delete(letter_id):
+        raise NotFound(f"no dead letter {letter_id}")
     return flask.Response(status=204)
 
 
 def replay_letter(call: Call) -> flask.Response:
-    letter_id = call.params["letter_id"]
+    letter_id = _letter_id(call)
     store = call.client(open_letters)
     letter = store.get(letter_id)
     if letter is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from eventing.cloudevent import CloudEvent
 from shared.db import engine
 
 ERROR_EXTENSIONS = ("knativeerrordest", "knativeerrorcode", "knativeerrordata")
+LETTER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # str(uuid4())
 
 metadata = MetaData()
 dead_letters = Table(
@@ -59,6 +61,11 @@ class DeadLetter:
             "received_at": self.received_at.isoformat(),
             "replayed_at": self.replayed_at.isoformat() if self.replayed_at else None,
         }
+
+
+def is_letter_id(text: str) -> bool:
+    """True for text shaped like the ids `add` gives."""
+    return LETTER_ID.fullmatch(text) is not None
 
 
 def _decode_error(raw: str | None) -> str:

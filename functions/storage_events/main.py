@@ -19,7 +19,6 @@ limit; 503 when the broker does not take every event (MinIO retries the whole no
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 
@@ -34,7 +33,7 @@ from functions.spec import PUBLIC, FunctionSpec, Serves, route
 from functions.storage_events.rabbitmq_source import notification_of
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import cloudevents_from_notification
-from shared import tracing
+from shared import safe_json, tracing
 from shared.auth.identity import SERVICE
 from shared.settings import Settings
 
@@ -59,8 +58,8 @@ def receive_webhook(call: Call) -> flask.Response:
     if len(body) > config.max_event_bytes:
         return error_response(f"notification over the {config.max_event_bytes}-byte limit", 413)
     try:
-        return _publish(json.loads(body), config)
-    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        return _publish(safe_json.loads(body), config)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and JsonTooDeep are ValueErrors too
         return error_response(f"not a MinIO notification: {exc}", 400)
 
 

@@ -7,12 +7,12 @@ binary-mode CloudEvent: type `dev.knative.rabbitmq.event`, data = the message bo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from eventing.cloudevent import CloudEvent
 from eventing.rabbitmq_source import RABBITMQ_SOURCE_EVENT
+from shared import safe_json
 
 __all__ = ["RABBITMQ_SOURCE_EVENT", "notification_of"]
 
@@ -23,7 +23,7 @@ def notification_of(event: CloudEvent) -> Mapping[str, Any]:
         raise ValueError(f"expected a {RABBITMQ_SOURCE_EVENT} event, got type {event.type!r}")
     if event.data is None:
         raise ValueError("the event has no data (expected MinIO's notification JSON)")
-    body = json.loads(event.data)
+    body = safe_json.loads(event.data)  # a ValueError when it is not JSON or nests too deep
     if not isinstance(body, dict):
         raise ValueError("the event's data is not a JSON object")
     return body

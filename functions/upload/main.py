@@ -20,6 +20,7 @@ from functions.context import Call
 from functions.runtime import json_response, target
 from functions.spec import PUBLIC, UPLOAD_BODY, FunctionSpec, route
 from functions.upload import presign
+from functions.upload.used_urls import UsedUrls
 from pipeline.events import image_id
 from pipeline.ownership import owner_segment
 from shared import tracing
@@ -27,6 +28,7 @@ from shared.auth.identity import EDITOR
 from shared.errors import HttpError
 from shared.logging import log_fields
 from shared.objectstore.factory import open_store
+from shared.settings import Settings
 
 log = logging.getLogger("datafrost.upload")
 STORED_AS = {  # sniffed format -> (key extension, Content-Type)
@@ -40,6 +42,7 @@ STORED_AS = {  # sniffed format -> (key extension, Content-Type)
     "HEIF": (".heic", "image/heic"),
 }
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+USED_URLS_DIR = "presigned-uploads-used"  # in the data dir: one marker per used presigned URL
 
 
 def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
@@ -63,25 +66,35 @@ def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
     return data, name
 
 
+def _accepted_image(data: bytes) -> tuple[str, str]:
+    """(key extension, Content-Type) of an accepted image; 415 for anything else."""
+    from pipeline.images import readable_formats, sniff_format  # Pillow: only when bytes arrive
+
+    accepted = readable_formats()
+    found = sniff_format(data)
+    if found is None or found not in accepted:
+        names = ", ".join(accepted)
+        raise HttpError(f"unsupported media type: the content is not an accepted image ({names})", 415)
+    return STORED_AS[found]
+
+
 def create_presigned(call: Call) -> flask.Response:
     """`POST /upload/presign` {"filename"?, "expires_in"?}: a URL for one PUT under the caller's prefix."""
     request = call.request
-    body = request.get_json(silent=True) or {}
-    if not isinstance(body, dict):
-        raise HttpError("the body must be a JSON object")
-    seconds = body.get("expires_in", presign.DEFAULT_EXPIRY_SECONDS)
-    if not isinstance(seconds, int) or not 1 <= seconds <= presign.MAX_EXPIRY_SECONDS:
-        raise HttpError(f"expires_in must be an integer from 1 to {presign.MAX_EXPIRY_SECONDS} seconds")
-    owner = owner_segment(call.identity)
-    key = presign.presigned_key(
-        owner, body.get("filename") if isinstance(body.get("filename"), str) else None
-    )
+    if (request.content_length or 0) > presign.MAX_BODY_BYTES:
+        raise HttpError(f"the body is over the limit of {presign.MAX_BODY_BYTES} bytes", 413)
+    asked = presign.PresignRequest.from_body(request.get_data())
+    key = presign.presigned_key(owner_segment(call.identity), asked.filename)
     config = call.settings
     url = presign.presign(
-        call.client(open_store), config, config.public_url or request.host_url.rstrip("/"), key, seconds
+        call.client(open_store),
+        config,
+        config.public_url or request.host_url.rstrip("/"),
+        key,
+        asked.expires_in,
     )
     bucket = config.uploads_bucket
-    answer = {"method": "PUT", "url": url, "bucket": bucket, "key": key, "expires_in": seconds}
+    answer = {"method": "PUT", "url": url, "bucket": bucket, "key": key, "expires_in": asked.expires_in}
     return json_response({**answer, "id": image_id(bucket, key)})
 
 
@@ -91,16 +104,31 @@ def _trace_metadata() -> dict[str, str]:
     return {tracing.TRACEPARENT: traceparent} if traceparent else {}
 
 
+def used_urls(config: Settings) -> UsedUrls:
+    return UsedUrls(config.data_dir / USED_URLS_DIR)
+
+
 def put_presigned(call: Call) -> flask.Response:
-    """The local store's presigned PUT: the URL's signature is the credential."""
+    """The local store's presigned PUT: the URL's signature is the credential, good for one image."""
     request, config = call.request, call.settings
+    if config.store != "local":
+        raise HttpError("presigned uploads go straight to the object store here, not through this URL", 404)
     key = unquote(call.params["quoted_key"])
-    presign.check_local_signature(
+    expires = presign.check_local_signature(
         config, key, request.args.get("expires", ""), request.args.get("signature", "")
     )
     data, _ = _read_limited(request, config.max_upload_bytes)
-    content_type = request.headers.get("Content-Type", "application/octet-stream")
-    call.client(open_store).put(config.uploads_bucket, key, data, content_type, _trace_metadata())
+    _, content_type = _accepted_image(data)
+    used, store = call.client(used_urls), call.client(open_store)
+    if not used.claim(key, expires):
+        raise HttpError("this upload URL has already been used: ask for a new one", 403)
+    if store.stat(config.uploads_bucket, key) is not None:
+        raise HttpError(f"an object {key} exists already: an upload never replaces one", 409)
+    try:
+        store.put(config.uploads_bucket, key, data, content_type, _trace_metadata())
+    except BaseException:
+        used.release(key, expires)  # nothing was stored: the URL may be tried again
+        raise
     return json_response(
         {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}
     )
@@ -110,14 +138,7 @@ def upload(call: Call) -> flask.Response:
     request, config = call.request, call.settings
     owner = owner_segment(call.identity)
     data, original_name = _read_limited(request, config.max_upload_bytes)
-    from pipeline.images import readable_formats, sniff_format
-
-    accepted = readable_formats()
-    found = sniff_format(data)
-    if found is None or found not in accepted:
-        names = ", ".join(accepted)
-        raise HttpError(f"unsupported media type: the content is not an accepted image ({names})", 415)
-    extension, content_type = STORED_AS[found]
+    extension, content_type = _accepted_image(data)
     key = f"{owner}/{uuid.uuid4().hex}{extension}"
     metadata = {"original-name": _UNSAFE_NAME.sub("_", original_name)[:200]} if original_name else {}
     metadata.update(_trace_metadata())

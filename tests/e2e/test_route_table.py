@@ -95,6 +95,13 @@ def samples(dev: DevProcess) -> dict[tuple[str, str, str], Request]:
             return 204
         return 404
 
+    put: list[str] = []
+
+    def put_once(caller: Caller) -> int:
+        """A presigned URL takes one PUT, whoever sends it; every later one is refused."""
+        put.append(caller.name)
+        return 200 if len(put) == 1 else 403
+
     dev_token = json.dumps({"user": "demo"}).encode()
     json_headers = {"Content-Type": "application/json"}
     table: dict[tuple[str, str, str], Request] = {
@@ -128,7 +135,7 @@ def samples(dev: DevProcess) -> dict[tuple[str, str, str], Request]:
         ("storage-events", "POST", "/rabbitmq"): Request("/rabbitmq", b"not an event", expect=400),
         ("upload", "POST", "/"): Request("/", b"", expect=400),  # allowed, then refused: empty
         ("upload", "POST", "/presign"): Request("/presign", b'{"expires_in": 0}', json_headers, expect=400),
-        ("upload", "PUT", "/put/<path:quoted_key>"): Request(put_path, images.jpeg((8, 8)), expect=200),
+        ("upload", "PUT", "/put/<path:quoted_key>"): Request(put_path, images.jpeg((8, 8)), expect=put_once),
     }
     for name in ("healthz", "readyz"):
         table[("*", "GET", f"/{name}")] = Request(f"/{name}", expect=200)

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import urllib3
 
 from function.func import call_wsgi, new, wsgi_environ
-from localplatform.processes import free_port
 from pipeline.minio_codec import notification_for
 from shared.objectstore import ObjectInfo
+from tests.support.functions import FuncServed
 from tests.support.sink import Sink
 
-ROOT = Path(__file__).resolve().parents[2]
-SCAFFOLDING = "from func_python.http import serve; from function import new; serve(new)"
 http = urllib3.PoolManager(retries=False)
 
 
@@ -35,32 +29,10 @@ def broker() -> Iterator[Sink]:
 @pytest.fixture(scope="module")
 def served(broker: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """storage-events as its Knative Service runs it: FUNCTION_SOURCE relative, K_SINK from the binding."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAFROST_")}
-    env.update(
-        LISTEN_ADDRESS=f"127.0.0.1:{port}",
-        FUNCTION_SOURCE="functions/storage_events/main.py",
-        FUNCTION_TARGET="handle",
-        K_SINK=broker.url,
-        DATAFROST_DATA_DIR=str(tmp_path_factory.mktemp("func")),
-    )
-    log = tmp_path_factory.mktemp("log") / "func.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SCAFFOLDING], env=env, cwd="/", stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if http.request("GET", url + "/health/readiness", timeout=1).status == 200:
-                break
-        except urllib3.exceptions.HTTPError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    env = {"K_SINK": broker.url, "DATAFROST_DATA_DIR": str(tmp_path_factory.mktemp("func"))}
+    function = FuncServed("storage-events", env, tmp_path_factory.mktemp("log") / "func.log")
+    yield function.url
+    function.stop()
 
 
 def test_func_health_and_the_functions_own_routes(served: str) -> None:

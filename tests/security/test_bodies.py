@@ -111,9 +111,9 @@ def test_a_function_checks_the_limit_itself_when_called_directly(dev: DevProcess
     """Straight at a function's port: its server refuses a body over the function's largest limit,
     its runtime a body over the route's own (upload takes 50 MiB on POST /, 1 MiB on /presign)."""
     for name, path, length, reason in (
-        ("catalog", "/", 5 * MIB, "exceeds the maximum allowed bytes"),  # the server, from the headers
+        ("catalog", "/", 5 * MIB, "request body too large: over the limit of 1048576 bytes"),  # the server
         ("upload", "/presign", 5 * MIB, "limit of 1048576 bytes"),  # the runtime, from the headers
-        ("upload", "/", 60 * MIB, "exceeds the maximum allowed bytes"),
+        ("upload", "/", 60 * MIB, "request body too large: over the limit of 52494336 bytes"),
     ):
         dev.request("GET", f"/{name}/healthz", user=None)
         port = int(dev.functions()[name]["url"].rsplit(":", 1)[1])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
@@ -37,6 +40,25 @@ def require_service(name: str, url: str, default_port: int) -> str:
     if services_required():
         pytest.fail(f"{reason}, and DATAFROST_REQUIRE_SERVICES=1 says it must be", pytrace=False)
     pytest.skip(f"{reason} (set DATAFROST_TEST_{name.upper()}_URL to point at one)")
+
+
+@contextmanager
+def fresh_schema(server: str) -> Iterator[str]:
+    """A URL whose connections see only a new schema of their own on the PostgreSQL `server`; the
+    schema is dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def require_tool(name: str, install: str) -> str:

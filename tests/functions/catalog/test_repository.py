@@ -153,7 +153,7 @@ def test_cursor_pages_cover_everything_once(catalog: tuple[CatalogWriter, Catalo
     seen: list[str] = []
     cursor = None
     while True:
-        page, cursor = reader.page(ImageFilter(), cursor, 5)
+        page, cursor = reader.page(ImageFilter(), decode_cursor(cursor) if cursor else None, 5)
         seen += [r["id"] for r in page]
         if cursor is None:
             break

@@ -23,7 +23,7 @@ from eventing.http_codec import parse_http
 from eventing.trigger import Trigger
 from eventing.validation import EventTooLarge, InvalidEvent
 from functions.registry import BROKER_PATH, TRIGGERS_PATH
-from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError
+from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError, TriggerRefused
 from localplatform.ext_authz import ExtAuthz, strip_internal_headers
 from localplatform.metrics_aggregate import merge
 from localplatform.processes import FunctionStartError, ProcessManager
@@ -239,7 +239,7 @@ class Gateway:
                 self.trigger_store.remove(trigger.name)
             else:
                 self.trigger_store.put_entry(trigger.name, before)
-            return error(str(exc), 503)
+            return error(str(exc), 409 if isinstance(exc, TriggerRefused) else 503)
         return ok_json(trigger.to_json(), 201)
 
     def delete_trigger(self, name: str) -> Response:

@@ -16,6 +16,9 @@ from shared.logging import log_fields
 
 log = logging.getLogger("datafrost.broker")
 TTL_EXPIRED = "ttl_expired"  # the reason label of an event the loop guard dropped
+# Delivery workers (threads) of all triggers together: a trigger's parallelism is bounded (1000), this
+# bounds their sum, so no number of triggers can take every thread the process may start.
+MAX_DELIVERY_WORKERS = 4000
 
 
 class BrokerUnavailable(RuntimeError):
@@ -24,6 +27,10 @@ class BrokerUnavailable(RuntimeError):
 
 class TriggerError(RuntimeError):
     """A trigger could not be started or stopped; the broker is as it was before the call."""
+
+
+class TriggerRefused(TriggerError):
+    """The trigger would take more delivery workers than the platform has left; nothing changed."""
 
 
 class Broker(abc.ABC):
@@ -78,6 +85,12 @@ class Broker(abc.ABC):
             previous = self._triggers.get(trigger.name)
             if previous == trigger:
                 return
+            in_use = sum(t.parallelism for t in self._triggers.values() if t.name != trigger.name)
+            if in_use + trigger.parallelism > MAX_DELIVERY_WORKERS:
+                raise TriggerRefused(
+                    f"trigger {trigger.name} needs {trigger.parallelism} delivery workers (its parallelism), "
+                    f"but the triggers together may have {MAX_DELIVERY_WORKERS} and {in_use} are taken"
+                )
             if previous is not None:
                 self._stop_trigger(previous)
                 del self._triggers[trigger.name]

@@ -571,3 +571,86 @@ def test_cli_refuses_a_sink_that_is_not_allowed_in_one_line(
     assert result.returncode != 0
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("datafrost: error: server answered 400: invalid trigger: subscriber is ")
+
+
+# -- siblings: the same unbounded inputs elsewhere on the broker's path -------------------------------
+def test_the_triggers_together_have_a_bounded_number_of_delivery_workers(tmp_path: Path, sink: Sink) -> None:
+    """Parallelism 1000 is allowed, but not as many of them as it takes to use up the process's threads
+    (the 21,922 threads of one parallelism-100000 trigger, in 22 triggers): 4000 workers in all, then
+    409 with the reason; nothing of the refused trigger is kept, and the platform goes on."""
+    dev = DevProcess(tmp_path / "data").start()
+    try:
+        platform = Platform(dev)
+        for name in ("wide-1", "wide-2", "wide-3"):
+            status_code, answer = platform.create(trigger(name, "http://127.0.0.1:9/", parallelism=1000))
+            assert status_code == 201, answer
+        status_code, answer = platform.create(trigger("wide-4", "http://127.0.0.1:9/", parallelism=1000))
+        registry = sum(t.parallelism for s in all_specs() for t in s.triggers)
+        assert (status_code, answer) == (
+            409,
+            {
+                "error": "trigger wide-4 needs 1000 delivery workers (its parallelism), but the triggers "
+                f"together may have 4000 and {3000 + registry} are taken"
+            },
+        )
+        assert "wide-4" not in platform.trigger_names()
+        assert "wide-4" not in (dev.data_dir / "triggers.json").read_text()
+        assert dev.request("DELETE", f"{TRIGGERS}/wide-3").status == 204
+        status_code, answer = platform.create(trigger("after", sink.url))
+        assert status_code == 201, answer
+        event = new_event(TYPE, "/tests/security", {"n": 1})
+        assert platform.publish(event).status == 202
+        assert [r.event.id for r in sink.wait_for(1)] == [event.id]
+    finally:
+        dev.stop()
+
+
+def test_a_reply_over_the_brokers_event_size_limit_is_not_published(
+    platform: Platform, make_sinks: Any
+) -> None:
+    """A reply enters the broker as an event from the ingress would: no larger than its limit. A
+    subscriber answering with more is read no further than that, and its reply is dropped (logged); the
+    next, small reply is published as usual."""
+    replier, replies = make_sinks(2)
+    limit = 1024 * 1024
+    reply_type = "io.datafrost.test.reply"
+
+    def answer(event: CloudEvent, n: int) -> Response:
+        size = limit + 1 if event.json()["n"] == 0 else 10
+        reply = new_event(reply_type, "/tests/replier", b"y" * size, id=f"reply-{event.json()['n']}")
+        headers, body = to_binary(reply)
+        return Response(body, status=200, headers=headers)
+
+    replier.answer = answer
+    try:
+        for name, url, type_ in (("replier", replier.url, TYPE), ("replies", replies.url, reply_type)):
+            status_code, body = platform.create({"name": name, "subscriber": url, "filter": {"type": type_}})
+            assert status_code == 201, body
+        for n in (0, 1):
+            assert platform.publish(new_event(TYPE, "/tests/security", {"n": n})).status == 202
+        (published,) = replies.wait_for(1)
+        assert published.event.id == "reply-1"
+        replier.wait_for(2)
+        assert [r.event.id for r in replies.received] == ["reply-1"]
+        ignored = [
+            line
+            for line in platform.dev.logs()
+            if "not a CloudEvent; ignored" in line.get("message", "") and "over the limit" in line["message"]
+        ]
+        assert len(ignored) == 1
+    finally:
+        for name in ("replier", "replies"):
+            platform.dev.request("DELETE", f"{TRIGGERS}/{name}")
+
+
+@pytest.fixture
+def make_sinks() -> Iterator[Callable[[int], list[Sink]]]:
+    made: list[Sink] = []
+
+    def make(count: int) -> list[Sink]:
+        made.extend(Sink() for _ in range(count))
+        return made[-count:]
+
+    yield make
+    for s in made:
+        s.close()

@@ -52,8 +52,14 @@ class CloudEvent:
         return self.attributes.get(name, default)
 
     def json(self) -> Any:
-        """The data decoded as JSON (None when there is no data)."""
-        return None if self.data is None else json.loads(self.data)
+        """The data decoded as JSON (None when there is no data); ValueError when it is not JSON, or is
+        nested too deeply to decode."""
+        if self.data is None:
+            return None
+        try:
+            return json.loads(self.data)
+        except RecursionError:
+            raise ValueError("event data is JSON nested too deeply to read") from None
 
     def with_attributes(self, **extra: str) -> CloudEvent:
         """A copy with attributes added or replaced."""

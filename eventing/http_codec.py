@@ -82,6 +82,8 @@ def _load_json(body: bytes) -> Any:
         raise InvalidEvent(f"body is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     except ValueError as exc:  # json.JSONDecodeError, or NaN/Infinity
         raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent("body is JSON nested too deeply to read") from None
 
 
 def event_from_json(obj: object) -> CloudEvent:
@@ -257,7 +259,7 @@ def event_to_json(event: CloudEvent) -> dict[str, Any]:
     if is_json_content_type(event.datacontenttype):
         try:
             value = json.loads(event.data, parse_constant=_no_constant)
-        except ValueError:
+        except (ValueError, RecursionError):  # kept as data_base64, byte for byte
             pass
         else:
             if _compact_json(value) == event.data:

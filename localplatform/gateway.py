@@ -221,6 +221,8 @@ class Gateway:
             trigger = Trigger.from_json(json.loads(request.get_data()))
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
             return error(f"invalid trigger: {exc}", 400)
+        except RecursionError:  # nested deeper than the parser goes: no trigger is
+            return error("invalid trigger: the JSON is nested too deeply", 400)
         if trigger.name in self.managed_triggers:
             return error(f"trigger {trigger.name} belongs to a function and is managed by the registry", 409)
         problem = self.trigger_problem(trigger)

@@ -423,6 +423,11 @@ def test_a_body_that_is_not_one_bounded_trigger_is_refused(platform: Platform) -
     }
     status_code, answer = platform.dev.json("POST", TRIGGERS, [trigger("listed", "http://127.0.0.1:9/")])
     assert (status_code, answer) == (400, {"error": "invalid trigger: a trigger must be a JSON object"})
+    nested = platform.dev.request(
+        "POST", TRIGGERS, body=b"[" * 30000 + b"]" * 30000, headers={"Content-Type": "application/json"}
+    )
+    assert nested.status == 400
+    assert json.loads(nested.data) == {"error": "invalid trigger: the JSON is nested too deeply"}
 
 
 def test_huge_parallelism_is_a_400_and_the_platform_still_works(platform: Platform, sink: Sink) -> None:
@@ -654,3 +659,19 @@ def make_sinks() -> Iterator[Callable[[int], list[Sink]]]:
     yield make
     for s in made:
         s.close()
+
+
+def test_json_nested_too_deeply_is_a_400_at_the_ingress_and_no_500_at_a_function(platform: Platform) -> None:
+    """Python's JSON parser gives up on deep nesting with a RecursionError, which the ingress answered
+    with a 500 (and a function with a 500, so the broker retried a poison event)."""
+    structured = b'{"specversion": "1.0", "id": "deep", "source": "s", "type": "t", "data": '
+    structured += b"[" * 30000 + b"]" * 30000 + b"}"
+    answer = platform.dev.request(
+        "POST", INGRESS, body=structured, headers={"Content-Type": "application/cloudevents+json"}
+    )
+    assert answer.status == 400
+    assert json.loads(answer.data) == {"error": "invalid CloudEvent: body is JSON nested too deeply to read"}
+
+    deep = new_event(TYPE, "/tests/security", b'{"a":' * 20000 + b"1" + b"}" * 20000, id="deep-data")
+    headers, body = to_binary(deep)
+    assert platform.dev.request("POST", "/event-display/", headers=headers, body=body).status == 204

@@ -17,13 +17,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     create = verbs.add_parser("create", help="create or update a trigger")
     create.add_argument("name")
     create.add_argument("--filter", action="append", default=[], metavar="ATTRIBUTE=VALUE")
-    create.add_argument("--sink", required=True, help="URL the matching events are POSTed to")
-    create.add_argument("--retry", type=int, default=5)
+    create.add_argument(
+        "--sink", required=True, help="http(s) URL the matching events are POSTed to (no user:password@)"
+    )
+    create.add_argument("--retry", type=int, default=5, help="retries after the first attempt (0 to 100)")
     create.add_argument("--backoff-policy", choices=("exponential", "linear"), default="exponential")
-    create.add_argument("--backoff-delay", default="PT0.2S", help="ISO 8601 duration (default %(default)s)")
-    create.add_argument("--timeout", default="PT30S", help="per attempt, ISO 8601 (default %(default)s)")
+    create.add_argument(
+        "--backoff-delay", default="PT0.2S", help="ISO 8601 duration, at most PT1H (default %(default)s)"
+    )
+    create.add_argument(
+        "--timeout", default="PT30S", help="per attempt, ISO 8601, at most PT10M (default %(default)s)"
+    )
     create.add_argument("--dead-letter-sink", help="URL for events whose delivery failed")
-    create.add_argument("--parallelism", type=int, default=1, help="concurrent deliveries (1 keeps order)")
+    create.add_argument(
+        "--parallelism", type=int, default=1, help="concurrent deliveries, 1 to 1000 (1 keeps order)"
+    )
     add_url(create)
     create.set_defaults(run=run_create)
 

@@ -15,7 +15,8 @@ def parse_duration(text: str) -> float:
     """Seconds in an ISO 8601 duration; ValueError names the bad input."""
     match = _DURATION.match(text.strip())
     if not match or text.strip() in ("P", "PT") or text.strip().endswith("T"):
-        raise ValueError(f"not an ISO 8601 duration: {text!r} (expected e.g. PT0.2S, PT30S, PT1M)")
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"not an ISO 8601 duration: {shown!r} (expected e.g. PT0.2S, PT30S, PT1M)")
     return sum(float(v) * _UNIT_SECONDS[k] for k, v in match.groupdict().items() if v)
 
 

@@ -83,6 +83,8 @@ def _load_json(body: bytes) -> Any:
         raise InvalidEvent(f"body is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     except ValueError as exc:  # json.JSONDecodeError, NaN/Infinity, or nested too deep
         raise InvalidEvent(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent("body is JSON nested too deeply to read") from None
 
 
 def event_from_json(obj: object) -> CloudEvent:

@@ -1,7 +1,15 @@
-"""Triggers: exact-match attribute filters, a subscriber and a delivery spec (Knative's Trigger)."""
+"""Triggers: exact-match attribute filters, a subscriber and a delivery spec (Knative's Trigger).
+
+Every field is bounded. Knative sets some bounds (a DNS-1123 label for the name, `retry >= 0`, a
+positive timeout, eventing-rabbitmq's parallelism annotation from 1 to 1000, CloudEvents attribute
+names for the filter); where it sets none, DataFrost caps at a value no delivery needs (the constants
+below), so no number can start thousands of threads, overflow a timer or wait for centuries. A value
+out of bounds is a ValueError whose text names the field and its bound.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -9,16 +17,40 @@ from typing import Any, Literal
 
 from eventing.cloudevent import CloudEvent
 from eventing.durations import format_duration, parse_duration
+from eventing.sinks import url_problem
 
 BackoffPolicy = Literal["exponential", "linear"]
-TRIGGER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-MAX_RETRY = 1000  # exponential backoff waits centuries long before that; linear ones still end
-MAX_PARALLELISM = 1000  # delivery workers per trigger (threads, and a prefetch count, locally)
+BACKOFF_POLICIES = ("exponential", "linear")
+TRIGGER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # Kubernetes DNS-1123 label
+MIN_PARALLELISM, MAX_PARALLELISM = 1, 1000  # eventing-rabbitmq's `rabbitmq.eventing.knative.dev/parallelism`
+MAX_RETRY = 100  # Knative: any int32 >= 0; 100 retries outlast any outage a backoff can wait for
+MAX_BACKOFF_DELAY_SECONDS = 3600.0  # PT1H: the base delay (Knative: any ISO 8601 duration)
+MAX_BACKOFF_WAIT_SECONDS = 86400.0  # P1D: one wait, however far exponential backoff has grown
+MAX_TIMEOUT_SECONDS = 600.0  # PT10M: Knative Serving's default max-revision-timeout-seconds
+MAX_FILTER_ATTRIBUTES = 20
+FILTER_NAME = re.compile(r"[a-z0-9]{1,20}")  # CloudEvents: a-z, 0-9; SHOULD NOT exceed 20 characters
+MAX_FILTER_VALUE_CHARS = 4096
+TRIGGER_FIELDS = ("name", "subscriber", "filter", "delivery", "parallelism")
 
 
-def _is_int(value: object) -> bool:
-    """An int that is not a bool (JSON's true is not 1 here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+def _check_integer(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        shown = value if isinstance(value, int) and not isinstance(value, bool) else repr(value)[:40]
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {shown}")
+
+
+def _check_seconds(name: str, value: object, high: float, zero_allowed: bool) -> None:
+    bound = f"{'from 0' if zero_allowed else 'more than 0'} to {format_duration(high)}"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a duration {bound}, got {repr(value)[:40]}")
+    if not math.isfinite(value) or value < 0 or value > high or (value == 0 and not zero_allowed):
+        raise ValueError(f"{name} must be a duration {bound}, got {value:g} seconds")
+
+
+def _check_sink(name: str, url: object) -> None:
+    problem = url_problem(url) if isinstance(url, str) else "must be an http(s) URL"
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
 
 
 @dataclass(frozen=True)
@@ -32,23 +64,46 @@ class DeliverySpec:
     dead_letter_sink: str | None = None
 
     def __post_init__(self) -> None:
-        if not _is_int(self.retry) or not 0 <= self.retry <= MAX_RETRY:
-            raise ValueError(f"retry must be an integer from 0 to {MAX_RETRY}, got {self.retry!r}")
-        if self.backoff_policy not in ("exponential", "linear"):
-            raise ValueError(f"backoff policy must be exponential or linear, got {self.backoff_policy!r}")
-        for name in ("backoff_delay", "timeout"):
-            if not isinstance(getattr(self, name), int | float) or isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be an ISO 8601 duration or a number of seconds")
-        if self.backoff_delay < 0 or self.timeout <= 0:
-            raise ValueError("backoff delay must be >= 0 and timeout > 0")
-        if self.dead_letter_sink is not None and not isinstance(self.dead_letter_sink, str):
-            raise ValueError("dead_letter_sink must be a URL")
+        _check_integer("delivery.retry", self.retry, 0, MAX_RETRY)
+        if self.backoff_policy not in BACKOFF_POLICIES:
+            raise ValueError(
+                f"delivery.backoff_policy must be exponential or linear, got {repr(self.backoff_policy)[:40]}"
+            )
+        _check_seconds("delivery.backoff_delay", self.backoff_delay, MAX_BACKOFF_DELAY_SECONDS, True)
+        _check_seconds("delivery.timeout", self.timeout, MAX_TIMEOUT_SECONDS, False)
+        if self.dead_letter_sink is not None:
+            _check_sink("delivery.dead_letter_sink", self.dead_letter_sink)
 
     def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt `attempt` (1-based), as Knative computes it."""
+        """Seconds to wait after failed attempt `attempt` (1-based), as Knative computes it (capped at
+        MAX_BACKOFF_WAIT_SECONDS)."""
         if self.backoff_policy == "linear":
-            return self.backoff_delay * attempt
-        return self.backoff_delay * 2**attempt
+            wait = self.backoff_delay * attempt
+        else:
+            wait = self.backoff_delay * 2 ** min(attempt, MAX_RETRY + 1)
+        return min(wait, MAX_BACKOFF_WAIT_SECONDS)
+
+
+def _check_filter(filters: object) -> None:
+    if not isinstance(filters, Mapping):
+        raise ValueError("filter must be an object of attribute names to values")
+    if len(filters) > MAX_FILTER_ATTRIBUTES:
+        raise ValueError(f"filter has {len(filters)} attributes, over the limit of {MAX_FILTER_ATTRIBUTES}")
+    for name, value in filters.items():
+        if not isinstance(name, str) or not FILTER_NAME.fullmatch(name):
+            raise ValueError(
+                f"filter attribute {repr(name)[:40]} must be a CloudEvents attribute name: "
+                "lower-case letters a-z and digits 0-9, at most 20 characters"
+            )
+        if not isinstance(value, str):
+            raise ValueError(f"filter value of {name} must be a string, got {type(value).__name__}")
+        if len(value) > MAX_FILTER_VALUE_CHARS:
+            raise ValueError(
+                f"filter value of {name} is {len(value)} characters long, over the limit of "
+                f"{MAX_FILTER_VALUE_CHARS}"
+            )
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+            raise ValueError(f"filter value of {name} contains a control character")
 
 
 @dataclass(frozen=True)
@@ -62,14 +117,16 @@ class Trigger:
     parallelism: int = 1
 
     def __post_init__(self) -> None:
-        if not TRIGGER_NAME.match(self.name):
-            raise ValueError(f"trigger name {self.name!r} must be a DNS label (a-z, 0-9, '-')")
-        if not _is_int(self.parallelism) or not 1 <= self.parallelism <= MAX_PARALLELISM:
+        if not isinstance(self.name, str) or not TRIGGER_NAME.match(self.name):
             raise ValueError(
-                f"parallelism must be an integer from 1 to {MAX_PARALLELISM}, got {self.parallelism!r}"
+                f"trigger name {repr(self.name)[:80]} must be a DNS label "
+                "(a-z, 0-9, '-', at most 63 characters, starting and ending with a letter or digit)"
             )
-        if not self.subscriber.startswith(("http://", "https://")):
-            raise ValueError(f"subscriber must be an http(s) URL, got {self.subscriber!r}")
+        _check_sink("subscriber", self.subscriber)
+        _check_filter(self.filter)
+        if not isinstance(self.delivery, DeliverySpec):
+            raise ValueError("delivery must be a delivery spec")
+        _check_integer("parallelism", self.parallelism, MIN_PARALLELISM, MAX_PARALLELISM)
 
     def matches(self, event: CloudEvent) -> bool:
         """Exact, case-sensitive match on every filter attribute (AND), as `filter.attributes`."""
@@ -89,28 +146,34 @@ class Trigger:
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Trigger:
+    def from_json(cls, raw: object) -> Trigger:
         """Parse the JSON form (the trigger API and triggers.json); ValueError names what is wrong."""
         if not isinstance(raw, Mapping):
             raise ValueError("a trigger must be a JSON object")
+        unknown = set(raw) - set(TRIGGER_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown trigger field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
         missing = [k for k in ("name", "subscriber") if not raw.get(k)]
         if missing:
             raise ValueError(f"trigger is missing {', '.join(missing)}")
-        filters = raw.get("filter") or {}
-        if not isinstance(filters, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in filters.items()
-        ):
-            raise ValueError("filter must be an object of string attribute names to string values")
-        delivery_raw = dict(raw.get("delivery") or {})
-        for key in ("backoff_delay", "timeout"):
-            if isinstance(delivery_raw.get(key), str):
-                delivery_raw[key] = parse_duration(delivery_raw[key])
+        delivery_raw = raw.get("delivery") or {}
+        if not isinstance(delivery_raw, Mapping):
+            raise ValueError("delivery must be an object")
+        delivery_raw = dict(delivery_raw)
         unknown = set(delivery_raw) - set(DeliverySpec.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown delivery field(s): {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown delivery field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
+        for key in ("backoff_delay", "timeout"):
+            if isinstance(delivery_raw.get(key), str):
+                try:
+                    delivery_raw[key] = parse_duration(delivery_raw[key])
+                except ValueError as exc:
+                    raise ValueError(f"delivery.{key}: {exc}") from None
+        filters = raw.get("filter") or {}
+        _check_filter(filters)
         return cls(
-            name=str(raw["name"]),
-            subscriber=str(raw["subscriber"]),
+            name=raw["name"],
+            subscriber=raw["subscriber"],
             filter=dict(filters),
             delivery=DeliverySpec(**delivery_raw),
             parallelism=raw.get("parallelism", 1),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from functions.spec import PUBLIC, FunctionSpec, Route, Serves, function_module, route
+from functions.spec import PUBLIC, SMALL_JSON_BODY, FunctionSpec, Route, Serves, function_module, route
 from shared.auth.identity import ADMIN, SERVICE, VIEWER
 from shared.auth.policy import RoutePolicy
 from shared.settings import Settings
@@ -34,7 +34,7 @@ GATEWAY_ROUTES = (
     route("GET", "/metrics", VIEWER),  # the gateway's and every running function's metrics
     route("GET", "/functions", VIEWER),  # function processes and their state
     route("POST", BROKER_PATH, SERVICE),  # broker ingress
-    route("GET, POST", TRIGGERS_PATH, ADMIN),  # list or create triggers
+    route("GET, POST", TRIGGERS_PATH, ADMIN, max_body=SMALL_JSON_BODY),  # list or create triggers
     route("GET, DELETE", TRIGGERS_PATH + "/<name>", ADMIN),  # show or delete a trigger
 )
 GATEWAY_PATHS = frozenset(r.path.strip("/").split("/", 1)[0] for r in GATEWAY_ROUTES)

@@ -65,11 +65,11 @@ def function_source(name: str) -> Path:
 class BodyLimit:
     """The most bytes a route takes in a request body: a setting, plus room for framing (multipart)."""
 
-    setting: str
+    setting: str | None  # None: a fixed limit of `slack` bytes
     slack: int = 0
 
     def resolve(self, config: Settings) -> int:
-        value = getattr(config, self.setting)
+        value = getattr(config, self.setting) if self.setting else 0
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"setting {self.setting} must be a byte count for a body limit")
         return value + self.slack
@@ -77,6 +77,7 @@ class BodyLimit:
 
 EVENT_BODY = BodyLimit("max_event_bytes")  # every route's limit unless it says otherwise
 UPLOAD_BODY = BodyLimit("max_upload_bytes", slack=MULTIPART_ALLOWANCE)  # an image, raw or in a multipart form
+SMALL_JSON_BODY = BodyLimit(None, slack=64 * 1024)  # a small JSON document (a trigger: a few hundred bytes)
 
 
 class Serves(StrEnum):

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.util.wait import wait_for_read
 
+from eventing import broker_ttl
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http, to_binary
 from eventing.trigger import DeliverySpec, Trigger
@@ -33,7 +34,7 @@ log = logging.getLogger("datafrost.delivery")
 
 RETRIED_4XX = frozenset({404, 408, 409, 429})
 ERROR_DATA_MAX_CHARS = 1024
-REPLY_MAX_BYTES = 4 * 1024 * 1024
+REPLY_MAX_BYTES = 4 * 1024 * 1024  # unless the broker sets its own event size limit (`max_reply_bytes`)
 
 
 def _fields(event: CloudEvent, **extra: object) -> dict[str, object]:
@@ -116,6 +117,9 @@ class Dispatcher:
         # headers a subscriber URL gets besides the event's (the platform's service token for its own
         # functions: `localplatform.auth_wiring.ServiceCredentials`); none by default
         self.credentials: Callable[[str], dict[str, str]] = lambda url: {}
+        # a reply enters the broker as an event does through the ingress: no larger than its limit; a
+        # response is read no further than that, whatever the subscriber sends
+        self.max_reply_bytes = REPLY_MAX_BYTES
         self._publish_reply = publish_reply
         self._stopping = stopping
         self._http = urllib3.PoolManager(num_pools=64, maxsize=16, retries=False)
@@ -180,7 +184,11 @@ class Dispatcher:
                     connection.sock.settimeout(timeout)
                 connection.request("POST", path, body, headers)
                 response = connection.getresponse()
-                data = response.read()
+                data = response.read(self.max_reply_bytes + 1)
+                if not response.isclosed():  # the rest is never read: the connection cannot be reused
+                    connection.close()
+                    if len(data) <= self.max_reply_bytes and response.length:
+                        raise http.client.IncompleteRead(data, response.length)  # cut short by the peer
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()  # a timed-out or broken exchange leaves the connection unusable
                 if kept and isinstance(exc, _STALE):
@@ -201,11 +209,22 @@ class Dispatcher:
     def _post_urllib3(self, url: str, headers: dict[str, str], body: bytes, timeout: float) -> Attempt:
         try:
             response = self._http.request(
-                "POST", url, body=body, headers=headers, timeout=timeout, redirect=False, preload_content=True
+                "POST",
+                url,
+                body=body,
+                headers=headers,
+                timeout=timeout,
+                redirect=False,
+                preload_content=False,
             )
+            data = response.read(self.max_reply_bytes + 1)
         except urllib3.exceptions.HTTPError as exc:
             return Attempt(500, f"dispatch error: {type(exc).__name__}: {exc}".encode()[:2048], {})
-        return Attempt(response.status, response.data, dict(response.headers))
+        if len(data) > self.max_reply_bytes:
+            response.close()  # the rest is never read: the connection cannot be reused
+        else:
+            response.release_conn()
+        return Attempt(response.status, data, dict(response.headers))
 
     def _send_with_retries(
         self,
@@ -303,7 +322,9 @@ class Dispatcher:
         if not answer.body and not any(k.lower().startswith("ce-") for k in answer.headers):
             return
         try:
-            replies = parse_http(answer.headers, answer.body, max_bytes=REPLY_MAX_BYTES, allow_batch=False)
+            replies = parse_http(
+                answer.headers, answer.body, max_bytes=self.max_reply_bytes, allow_batch=False
+            )
         except (InvalidEvent, EventTooLarge) as exc:
             log.warning(
                 "subscriber answered 2xx with a body that is not a CloudEvent; ignored (%s)",
@@ -312,5 +333,5 @@ class Dispatcher:
             )
             return
         for reply in replies:
-            self._publish_reply(reply)
+            self._publish_reply(broker_ttl.reply_to(event, reply))  # the loop guard counts on
             metrics.replies_published.labels(trigger.name).inc()

@@ -12,21 +12,25 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
+from eventing import broker_ttl
 from eventing.http_codec import parse_http
 from eventing.trigger import Trigger
 from eventing.validation import EventTooLarge, InvalidEvent
 from functions.registry import BROKER_PATH, TRIGGERS_PATH, gateway_policy
 from functions.spec import Route
-from localplatform.broker.base import Broker, BrokerUnavailable
+from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError, TriggerRefused
 from localplatform.ext_authz import ExtAuthz, strip_internal_headers
 from localplatform.metrics_aggregate import merge
 from localplatform.processes import FunctionStartError, ProcessManager
-from localplatform.trigger_store import TriggerStore
+from localplatform.sink_policy import SinkPolicy
+from localplatform.trigger_store import TriggerFileError, TriggerStore
 from shared import metrics, safe_json
 from shared.auth.policy import NoRoute, gateway_path, host_function
 from shared.errors import error_body
@@ -49,6 +53,7 @@ HOP_BY_HOP = frozenset(
 )
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 PROXY_TIMEOUT = urllib3.Timeout(connect=5.0, read=300.0)
+GATEWAY_OWN_PATHS = frozenset({"/healthz", "/metrics", "/functions", BROKER_PATH, BROKER_PATH + "/"})
 
 
 def error(message: str, status: int) -> Response:
@@ -57,6 +62,17 @@ def error(message: str, status: int) -> Response:
 
 def ok_json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def read_within(request: Request, limit: int) -> bool:
+    """Read (and cache) the request body unless it is over `limit` bytes; never reads more than that,
+    whether the length was declared or the body came chunked. False when it is over."""
+    request.max_content_length = limit
+    try:
+        request.get_data()
+    except RequestEntityTooLarge:
+        return False
+    return True
 
 
 class Gateway:
@@ -119,23 +135,27 @@ class Gateway:
         route = self.declared(request, gateway_path(request.host, path, self.processes.functions))
         if isinstance(route, Response):
             return route
+        limit = route.max_body.resolve(self.settings)  # from Content-Length now, counted as it streams
+        if request.content_length is not None and request.content_length > limit:
+            return self.too_large(request, limit)
         if host_function is not None:
-            return self.proxy(request, host_function, path, route)
+            return self.proxy(request, host_function, path, limit)
         if path == "/healthz":
             return ok_json({"status": "ok"})
         if path == "/metrics" and request.method == "GET":
             return Response(self.all_metrics(), content_type=CONTENT_TYPE_LATEST)
+        own = path in (BROKER_PATH, BROKER_PATH + "/") or path.startswith(TRIGGERS_PATH)
+        if own and not read_within(request, limit):  # a chunked body: read up to the limit, no further
+            return self.too_large(request, limit)
         if path in (BROKER_PATH, BROKER_PATH + "/"):
             return self.ingress(request)
         if path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/"):
-            return self.too_large(request, route) or self.trigger_api(
-                request, path[len(TRIGGERS_PATH) :].strip("/")
-            )
+            return self.trigger_api(request, path[len(TRIGGERS_PATH) :].strip("/"))
         if path == "/functions":
             return ok_json({"functions": [fn.state().__dict__ for fn in self.processes.functions.values()]})
         name, _, rest = path.lstrip("/").partition("/")
         if name in self.processes.functions:
-            return self.proxy(request, name, "/" + rest, route)
+            return self.proxy(request, name, "/" + rest, limit)
         return error(
             f"no route for {path}: not a function ({', '.join(self.processes.functions)}) or API path", 404
         )
@@ -150,17 +170,6 @@ class Gateway:
             if exc.allowed:
                 response.headers["Allow"] = ", ".join(exc.allowed)
             return response
-
-    def too_large(self, request: Request, route: Route) -> Response | None:
-        """413 for a body over the route's limit, from Content-Length, before any of it is read (waitress
-        counts a chunked body against the largest limit of all)."""
-        limit = route.max_body.resolve(self.settings)
-        if request.content_length is not None and request.content_length > limit:
-            return error(
-                f"request body of {request.content_length} bytes is over this route's limit of {limit} bytes",
-                413,
-            )
-        return None
 
     def all_metrics(self) -> bytes:
         """The gateway's metrics and every running function's (an idle one is not started for this)."""
@@ -193,10 +202,6 @@ class Gateway:
                 {"Allow": "POST"},
                 mimetype="application/json",
             )
-        length = request.content_length
-        if length is not None and length > self.max_event_bytes:
-            metrics.events_rejected.labels(self.broker.name, "too_large").inc()
-            return error(f"request body of {length} bytes is over the limit of {self.max_event_bytes}", 413)
         try:
             events = parse_http(request.headers, request.get_data(), max_bytes=self.max_event_bytes)
         except EventTooLarge as exc:
@@ -206,38 +211,109 @@ class Gateway:
             metrics.events_rejected.labels(self.broker.name, "invalid").inc()
             return error(f"invalid CloudEvent: {exc}", 400)
         try:
-            self.broker.publish(events)
+            dropped = self.broker.publish(events)
         except BrokerUnavailable as exc:
             return error(str(exc), 503)
+        if dropped and len(dropped) == len(events):  # as Knative's ingress answers (a batch: the rest went)
+            return error(
+                f"event {dropped[0].id[:200]} dropped: its {broker_ttl.TTL_EXTENSION} reached 0, it has "
+                "passed through the broker as often as it may (an event loop?)",
+                400,
+            )
         return Response(status=202)
+
+    def too_large(self, request: Request, limit: int) -> Response:
+        if request.path in (BROKER_PATH, BROKER_PATH + "/"):
+            metrics.events_rejected.labels(self.broker.name, "too_large").inc()
+        length = request.content_length
+        size = f"of {length} bytes " if length is not None else ""
+        return error(f"request body {size}is over the limit of {limit} bytes", 413)
 
     def trigger_api(self, request: Request, name: str) -> Response:
         if not name and request.method == "GET":
             return ok_json({"triggers": [t.to_json() for t in self.broker.triggers()]})
         if not name and request.method == "POST":
-            try:  # JSON that is not a trigger, too deep, or not JSON at all
-                trigger = Trigger.from_json(safe_json.loads(request.get_data()))
-            except Exception as exc:
-                return error(f"invalid trigger: {exc}", 400)
-            if trigger.name in self.managed_triggers:
-                return error(
-                    f"trigger {trigger.name} belongs to a function and is managed by the registry", 409
-                )
-            trigger = self.cluster_local(trigger)
-            self.trigger_store.put(trigger)
-            self.broker.set_trigger(trigger)
-            return ok_json(trigger.to_json(), 201)
+            return self.create_trigger(request)
         if name and request.method == "GET":
             found = next((t for t in self.broker.triggers() if t.name == name), None)
             return ok_json(found.to_json()) if found else error(f"no trigger {name}", 404)
         if name and request.method == "DELETE":
-            if name in self.managed_triggers:
-                return error(f"trigger {name} belongs to a function and is managed by the registry", 409)
-            if not self.trigger_store.remove(name):
-                return error(f"no trigger {name}", 404)
-            self.broker.remove_trigger(name)
-            return Response(status=204)
+            return self.delete_trigger(name)
         return error(f"{request.method} is not supported on {request.path}", 405)
+
+    def create_trigger(self, request: Request) -> Response:
+        """Validate, store, then start; a trigger that fails to start is taken out of the store again."""
+        try:  # JSON that is not a trigger, nested too deep (shared.safe_json), or not JSON at all
+            trigger = Trigger.from_json(safe_json.loads(request.get_data()))
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            return error(f"invalid trigger: {exc}", 400)
+        if trigger.name in self.managed_triggers:
+            return error(f"trigger {trigger.name} belongs to a function and is managed by the registry", 409)
+        problem = self.trigger_problem(trigger)
+        if problem is not None:
+            return error(f"invalid trigger: {problem}", 400)
+        trigger = self.cluster_local(trigger)
+        try:
+            before = self.trigger_store.entry(trigger.name)
+            self.trigger_store.put(trigger)
+        except TriggerFileError as exc:
+            return error(f"cannot store trigger {trigger.name}: {exc}; fix or remove that file", 409)
+        try:
+            self.broker.set_trigger(trigger)
+        except TriggerError as exc:
+            if before is None:
+                self.trigger_store.remove(trigger.name)
+            else:
+                self.trigger_store.put_entry(trigger.name, before)
+            return error(str(exc), 409 if isinstance(exc, TriggerRefused) else 503)
+        return ok_json(trigger.to_json(), 201)
+
+    def delete_trigger(self, name: str) -> Response:
+        """Forget a stored trigger and stop it; one that never started (or was invalid) goes all the same."""
+        if name in self.managed_triggers:
+            return error(f"trigger {name} belongs to a function and is managed by the registry", 409)
+        try:
+            stored = self.trigger_store.remove(name)
+        except TriggerFileError as exc:
+            return error(f"cannot delete trigger {name}: {exc}; fix or remove that file", 409)
+        try:
+            running = self.broker.remove_trigger(name)
+        except TriggerError as exc:
+            return error(str(exc), 503)
+        if not stored and not running:
+            return error(f"no trigger {name}", 404)
+        return Response(status=204)
+
+    def trigger_problem(self, trigger: Trigger) -> str | None:
+        """Why this platform may not run `trigger` (its subscriber or dead-letter sink), or None."""
+        policy = SinkPolicy(self.gateway_ports, self.function_of)
+        for field, url in (
+            ("subscriber", trigger.subscriber),
+            ("dead_letter_sink", trigger.delivery.dead_letter_sink),
+        ):
+            problem = policy.problem(url) if url else None
+            if problem is not None:
+                where = field if field == "subscriber" else f"delivery.{field}"
+                return f"{where} {problem}"
+        return None
+
+    @property
+    def gateway_ports(self) -> frozenset[int]:
+        """The ports of this gateway's two listeners (known once both are bound)."""
+        return frozenset(
+            p for p in (urlsplit(o).port for o in (self.public_origin, self.internal_origin)) if p
+        )
+
+    def function_of(self, host: str, path: str) -> str | None:
+        """The function a request for `host` and `path` reaches through this gateway, as `route` decides;
+        None for the gateway's own routes (broker ingress, trigger API, health, metrics) and no route."""
+        by_host = self._function_from_host(host)
+        if by_host is not None:
+            return by_host
+        if path in GATEWAY_OWN_PATHS or path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/"):
+            return None
+        name = path.lstrip("/").partition("/")[0]
+        return name if name in self.processes.functions else None
 
     def cluster_local(self, trigger: Trigger) -> Trigger:
         """Sinks on this platform's public gateway are reached on the internal listener instead, as
@@ -256,10 +332,8 @@ class Gateway:
         )
 
     # -- functions ------------------------------------------------------------------------------
-    def proxy(self, request: Request, name: str, path: str, route: Route) -> Response:
-        too_large = self.too_large(request, route)
-        if too_large is not None:
-            return too_large
+    def proxy(self, request: Request, name: str, path: str, limit: int) -> Response:
+        """The request streamed to the function (its body counted against `limit`), its answer back."""
         fn = self.processes.functions[name]
         headers = {k: v for k, v in strip_internal_headers(request).items() if k.lower() not in NOT_FORWARDED}
         headers["X-Forwarded-Host"] = request.host
@@ -267,7 +341,7 @@ class Gateway:
         target = encoded(path) + ("?" + request.query_string.decode() if request.query_string else "")
         length = request.content_length or 0
         chunked = not length and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-        body = CountedBody(request.stream, route.max_body.resolve(self.settings))
+        body = CountedBody(request.stream, limit)
         if length:  # streamed as it arrives, never held whole
             headers["Content-Length"] = str(length)
         try:

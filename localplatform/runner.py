@@ -16,14 +16,14 @@ from eventing.trigger import Trigger
 from functions.registry import BROKER_PATH, all_specs, dead_letter_sink, largest_body
 from functions.spec import FunctionSpec
 from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials
-from localplatform.broker.base import Broker, BrokerUnavailable
+from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError
 from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
 from localplatform.http_server import HttpServer
 from localplatform.processes import ProcessManager, free_port
 from localplatform.storage_wiring import start_storage
-from localplatform.trigger_store import TriggerStore
+from localplatform.trigger_store import TriggerFileError, TriggerStore
 from shared import metrics
 from shared.http_limits import EDGE
 from shared.lazy import once
@@ -138,7 +138,7 @@ class DevPlatform:
         broker.dispatcher.credentials = credentials
         for server, authz in ((self.server, ExtAuthz(self.processes) if settings.auth_enabled else None),
                               (self.internal_server, None)):  # fmt: skip
-            server.app = Gateway(
+            gateway = Gateway(
                 broker,
                 self.processes,
                 store,
@@ -148,9 +148,12 @@ class DevPlatform:
                 credentials=credentials,
                 loopback_hosts_only=server is self.internal_server,
             )
-            server.app.public_origin, server.app.internal_origin = self.public_url, self.internal_url
-        for trigger in [*registry_triggers, *store.load()]:
+            gateway.public_origin, gateway.internal_origin = self.public_url, self.internal_url
+            server.app = gateway
+        broker.dispatcher.max_reply_bytes = settings.max_event_bytes  # a reply is an event like any other
+        for trigger in registry_triggers:
             broker.set_trigger(trigger)
+        start_stored_triggers(broker, store, gateway)  # either listener's gateway judges alike
         self._storage = start_storage(settings, self.internal_url, self.data_dir, credentials)
         _LIVE.add(self)
         _register_queue_depth()
@@ -192,6 +195,34 @@ class DevPlatform:
             self.broker.close()
         if self.processes is not None:
             self.processes.shutdown()
+
+
+def start_stored_triggers(broker: Broker, store: TriggerStore, gateway: Gateway) -> None:
+    """Start the triggers kept in the data dir; one that is invalid now, or cannot start, is reported
+    (with how to remove it) and left out: the platform starts without it."""
+    try:
+        stored = store.load()
+    except TriggerFileError as exc:
+        log.error("no stored triggers started: %s (fix or remove that file)", exc)
+        return
+    unusable = [(u.name, u.reason) for u in stored.unusable]
+    for trigger in stored.triggers:
+        problem = gateway.trigger_problem(trigger)
+        if problem is not None:
+            unusable.append((trigger.name, problem))
+            continue
+        try:
+            broker.set_trigger(trigger)
+        except TriggerError as exc:
+            unusable.append((trigger.name, str(exc)))
+    for name, reason in unusable:
+        log.error(
+            "stored trigger %s in %s was not started: %s; `datafrost trigger delete %s` removes it",
+            name,
+            store.path,
+            reason,
+            name,
+        )
 
 
 _LIVE: weakref.WeakSet[DevPlatform] = weakref.WeakSet()  # platforms running in this process

@@ -22,6 +22,11 @@ events_received = Counter(
 events_rejected = Counter(
     "datafrost_broker_events_rejected_total", "Requests refused by the broker ingress.", ["broker", "reason"]
 )
+events_dropped = Counter(
+    "datafrost_broker_events_dropped_total",
+    "Events the broker dropped instead of storing, by reason (ttl_expired: the loop guard).",
+    ["broker", "reason"],
+)
 events_delivered = Counter(
     "datafrost_broker_events_delivered_total", "Events a subscriber answered with 2xx.", ["trigger"]
 )

@@ -35,7 +35,7 @@ class MemoryBroker(Broker):
         self._queues: dict[str, _TriggerQueue] = {}
         self._replaced: list[_TriggerQueue] = []  # their workers still drain the old backlog
 
-    def publish(self, events: Sequence[CloudEvent]) -> None:
+    def _store(self, events: Sequence[CloudEvent]) -> None:
         with self._lock:
             targets = list(self._queues.values())
         for event in events:
@@ -44,14 +44,20 @@ class MemoryBroker(Broker):
                 if tq.trigger.matches(event):
                     tq.events.put(event)
 
-    def _start_trigger(self, trigger: Trigger) -> None:
+    def _start_trigger(self, trigger: Trigger, previous: Trigger | None) -> None:
         tq = _TriggerQueue(trigger)
-        for i in range(trigger.parallelism):
-            worker = threading.Thread(
-                target=self._work, args=(tq,), name=f"trigger-{trigger.name}-{i}", daemon=True
-            )
-            tq.workers.append(worker)
-            worker.start()
+        try:
+            for i in range(trigger.parallelism):
+                worker = threading.Thread(
+                    target=self._work, args=(tq,), name=f"trigger-{trigger.name}-{i}", daemon=True
+                )
+                worker.start()  # RuntimeError when the process may start no more threads
+                tq.workers.append(worker)
+        except BaseException:
+            tq.stop.set()  # the workers already started end at once: nothing of it keeps running
+            for _ in tq.workers:
+                tq.events.put(_STOP)
+            raise
         self._queues[trigger.name] = tq
 
     def _stop_trigger(self, trigger: Trigger, purge: bool = False) -> None:

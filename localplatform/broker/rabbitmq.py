@@ -136,24 +136,30 @@ class RabbitMQBroker(Broker):
             channel.exchange_delete(self.topology.dead_letter_exchange)
 
     # -- publishing -----------------------------------------------------------------------------
-    def publish(self, events: Sequence[CloudEvent]) -> None:
-        if not events:
-            return
+    def _store(self, events: Sequence[CloudEvent]) -> None:
         if self._stopping.is_set():
             raise BrokerUnavailable("the broker is shutting down")
         self._publisher.submit([to_amqp(e) for e in events]).wait(PUBLISH_TIMEOUT_SECONDS)
         metrics.events_received.labels(self.name).inc(len(events))
 
     # -- consuming ------------------------------------------------------------------------------
-    def _start_trigger(self, trigger: Trigger) -> None:
+    def _start_trigger(self, trigger: Trigger, previous: Trigger | None) -> None:
+        """Declare the trigger's queue and binding (a replaced trigger keeps its queue and backlog; its
+        binding moves if the filter changed), then start its consumer."""
         with self._admin() as channel:
+            if previous is not None and previous.filter != trigger.filter:
+                channel.queue_unbind(
+                    self.topology.queue(trigger.name),
+                    self.topology.exchange,
+                    arguments=binding_arguments(previous),
+                )
             self._declare_trigger(channel, trigger)
         consumer = _Consumer(trigger)
         consumer.thread = threading.Thread(
             target=self._consume_loop, args=(consumer,), name=f"amqp-{trigger.name}", daemon=True
         )
-        self._consumers[trigger.name] = consumer
         consumer.thread.start()
+        self._consumers[trigger.name] = consumer
 
     def _stop_trigger(self, trigger: Trigger, purge: bool = False) -> None:
         consumer = self._consumers.pop(trigger.name)
@@ -164,24 +170,6 @@ class RabbitMQBroker(Broker):
             with self._admin() as channel:
                 channel.queue_delete(self.topology.queue(trigger.name))
 
-    def set_trigger(self, trigger: Trigger) -> None:
-        with self._lock:
-            previous = self._triggers.get(trigger.name)
-            if previous is None or previous == trigger:
-                super().set_trigger(trigger)
-                return
-            # keep the queue and its backlog; move the binding if the filter changed
-            self._stop_trigger(previous)
-            if previous.filter != trigger.filter:
-                with self._admin() as channel:
-                    channel.queue_unbind(
-                        self.topology.queue(trigger.name),
-                        self.topology.exchange,
-                        arguments=binding_arguments(previous),
-                    )
-            self._triggers[trigger.name] = trigger
-            self._start_trigger(trigger)
-
     def _consume_loop(self, consumer: _Consumer) -> None:
         while not consumer.stop.is_set() and not self._stopping.is_set():
             try:
@@ -190,6 +178,9 @@ class RabbitMQBroker(Broker):
                 log.warning(
                     "consumer for trigger %s lost RabbitMQ (%s); reconnecting", consumer.trigger.name, exc
                 )
+                consumer.stop.wait(RECONNECT_DELAY_SECONDS)
+            except Exception:  # no thread for a delivery worker, say: try again, never stop for good
+                log.exception("consumer for trigger %s failed; starting it again", consumer.trigger.name)
                 consumer.stop.wait(RECONNECT_DELAY_SECONDS)
 
     def _consume(self, consumer: _Consumer) -> None:
@@ -262,8 +253,8 @@ class RabbitMQBroker(Broker):
                     name=f"deliver-{trigger.name}-{i}",
                     daemon=True,
                 )
-                workers.append(worker)
-                worker.start()
+                worker.start()  # RuntimeError when no more threads can be started
+                workers.append(worker)  # only a started thread can be joined
             channel.basic_consume(self.topology.queue(trigger.name), on_message, auto_ack=False)
             while not consumer.stop.is_set() and not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.2)

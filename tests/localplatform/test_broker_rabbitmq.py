@@ -14,6 +14,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from werkzeug.wrappers import Response
 
 from eventing.amqp_codec import from_amqp, to_amqp
+from eventing.broker_ttl import admitted
 from eventing.cloudevent import CloudEvent, new_event
 from eventing.trigger import DeliverySpec, Trigger
 from localplatform.broker.rabbitmq import RabbitMQBroker
@@ -156,7 +157,7 @@ def test_published_messages_are_persistent(broker: RabbitMQBroker, channel: Bloc
     assert method is not None
     assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
     assert properties.message_id == sent.id
-    assert from_amqp(properties.headers, body, properties.content_type) == sent
+    assert from_amqp(properties.headers, body, properties.content_type) == admitted(sent)  # TTL 255 added
 
 
 def test_undeliverable_event_is_kept_intact_in_the_dead_letter_queue(
@@ -172,7 +173,7 @@ def test_undeliverable_event_is_kept_intact_in_the_dead_letter_queue(
     assert method is not None
     assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
     assert properties.headers["x-death"][0]["reason"] == "rejected"  # nacked by the consumer, not expired
-    assert from_amqp(properties.headers, body, properties.content_type) == sent
+    assert from_amqp(properties.headers, body, properties.content_type) == admitted(sent)
     assert len(sink.received) == 1
 
 
@@ -181,7 +182,7 @@ def test_close_keeps_undelivered_events_for_the_next_instance(
 ) -> None:
     name = f"test-{uuid4().hex[:8]}"
     first = brokers(name)
-    first.set_trigger(fast_trigger(closed_port_url(), retry=1000, delay=0.05))  # subscriber down
+    first.set_trigger(fast_trigger(closed_port_url(), retry=100, delay=0.05))  # subscriber down
     events = [event(i, bucket="images") for i in range(5)]
     first.publish(events)
     wait_until(lambda: first.backlog() == {"images": 5}, "the backlog")
@@ -195,7 +196,7 @@ def test_close_keeps_undelivered_events_for_the_next_instance(
     second.set_trigger(fast_trigger(sink.url))
     sink.wait_for(5)
     wait_until(lambda: second.backlog() == {"images": 0}, "an empty backlog")
-    assert [r.event for r in sink.received] == events
+    assert [r.event for r in sink.received] == [admitted(e) for e in events]
 
 
 def test_changing_a_trigger_keeps_its_backlog_and_redelivers_nothing(

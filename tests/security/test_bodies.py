@@ -99,12 +99,18 @@ def gateway_port(dev: DevProcess) -> int:
 def test_a_body_over_the_routes_limit_is_413_before_any_of_it_is_sent(dev: DevProcess) -> None:
     """Only headers go out: the JSON 413 comes back at once, so nothing was waiting for the body."""
     token = dev.token("admin")
-    for path in ("/catalog/", "/dead-letters/", "/brokers/default/triggers", "/upload/presign"):
-        conn = send_headers(gateway_port(dev), path, 5 * MIB, token)  # the event limit is 1 MiB
+    for path, limit in (
+        ("/catalog/", 1048576),  # DATAFROST_MAX_EVENT_BYTES
+        ("/dead-letters/", 1048576),
+        ("/upload/presign", 1048576),
+        ("/brokers/default", 1048576),
+        ("/brokers/default/triggers", 65536),  # a small JSON document
+    ):
+        conn = send_headers(gateway_port(dev), path, 5 * MIB, token)
         status, content_type, body = answer(conn)
         conn.close()
         assert (status, content_type) == (413, "application/json"), (path, body)
-        assert "limit of 1048576 bytes" in json.loads(body)["error"], path
+        assert f"limit of {limit} bytes" in json.loads(body)["error"], path
 
 
 def test_a_function_checks_the_limit_itself_when_called_directly(dev: DevProcess) -> None:

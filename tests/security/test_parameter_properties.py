@@ -220,7 +220,7 @@ def test_a_trigger_takes_bounded_integers_or_says_which_is_wrong(parallelism: An
     try:
         trigger = Trigger.from_json(raw)
     except ValueError as refusal:
-        assert str(refusal).startswith(("parallelism ", "retry ")), refusal
+        assert str(refusal).startswith(("parallelism ", "delivery.retry ")), refusal
     else:
         assert type(trigger.parallelism) is int and 1 <= trigger.parallelism <= MAX_PARALLELISM
         assert type(trigger.delivery.retry) is int and 0 <= trigger.delivery.retry <= MAX_RETRY

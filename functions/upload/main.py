@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from urllib.parse import unquote
 
 import flask
 
@@ -113,7 +112,7 @@ def put_presigned(call: Call) -> flask.Response:
     request, config = call.request, call.settings
     if config.store != "local":
         raise HttpError("presigned uploads go straight to the object store here, not through this URL", 404)
-    key = unquote(call.params["quoted_key"])
+    key = call.params["key"]  # the path was decoded once (shared.paths): never again
     expires = presign.check_local_signature(
         config, key, request.args.get("expires", ""), request.args.get("signature", "")
     )
@@ -157,7 +156,7 @@ SPEC = FunctionSpec(
         route("POST", "/", EDITOR, upload, max_body=UPLOAD_BODY),
         route("POST", "/presign", EDITOR, create_presigned),
         # a presigned upload: the URL's signature is the credential, which the handler checks
-        route("PUT", "/put/<path:quoted_key>", PUBLIC, put_presigned, max_body=UPLOAD_BODY),
+        route("PUT", "/put/<path:key>", PUBLIC, put_presigned, max_body=UPLOAD_BODY),
     ),
 )
 handle = target(SPEC)

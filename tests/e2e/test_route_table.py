@@ -135,7 +135,7 @@ def samples(dev: DevProcess) -> dict[tuple[str, str, str], Request]:
         ("storage-events", "POST", "/rabbitmq"): Request("/rabbitmq", b"not an event", expect=400),
         ("upload", "POST", "/"): Request("/", b"", expect=400),  # allowed, then refused: empty
         ("upload", "POST", "/presign"): Request("/presign", b'{"expires_in": 0}', json_headers, expect=400),
-        ("upload", "PUT", "/put/<path:quoted_key>"): Request(put_path, images.jpeg((8, 8)), expect=put_once),
+        ("upload", "PUT", "/put/<path:key>"): Request(put_path, images.jpeg((8, 8)), expect=put_once),
     }
     for name in ("healthz", "readyz"):
         table[("*", "GET", f"/{name}")] = Request(f"/{name}", expect=200)

@@ -19,6 +19,7 @@ import pytest
 
 from functions.registry import GATEWAY_ROUTES, all_specs
 from shared.auth.identity import ADMIN, VIEWER
+from tests.support import images
 from tests.support.platform import DevProcess, add_dev_users
 
 # How one route's path is made ambiguous: each turns a canonical path into one some hop reads otherwise.
@@ -131,3 +132,21 @@ def test_every_twist_of_every_route_is_a_400_for_every_caller(dev: DevProcess, c
                 )
                 checked += 1
     assert checked > len(TWISTS) * 3 * 30  # every route, every twist, every caller
+
+
+def test_a_presigned_key_is_decoded_once(dev: DevProcess) -> None:
+    """A sibling: the presigned PUT decoded its key a second time, so `%2561` and `a` named one key."""
+    status, presigned = dev.json("POST", "/upload/presign", {"filename": "x.jpg"}, user="admin")
+    assert status == 200, presigned
+    path, _, query = presigned["url"].partition("/upload/put/")[2].partition("?")
+    twice = "".join(f"%25{ord(c):02X}" if c.isalnum() else c for c in path)  # each character encoded twice
+    body, port = images.jpeg((8, 8)), int(dev.url.rsplit(":", 1)[1])
+    conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = f"PUT /upload/put/{twice}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+    conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    conn.close()
+    assert data.split()[1] == b"403", data[:300]  # the literal `%61...` key is not the one signed
+    assert dev.request("PUT", presigned["url"].split(dev.url, 1)[1], body=body, user=None).status == 200

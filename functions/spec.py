@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -153,9 +153,19 @@ class SettingRef:
 UPLOADS_BUCKET = SettingRef("uploads_bucket")
 
 
+# Delivery workers of a trigger whose events are independent of each other (`TriggerSpec.in_any_order`).
+UNORDERED_PARALLELISM = 4
+
+
 @dataclass(frozen=True)
 class TriggerSpec:
-    """One subscription of a function: exact-match attribute filters and how to deliver."""
+    """One subscription of a function: exact-match attribute filters and how to deliver.
+
+    `parallelism` is the Knative RabbitMQ trigger's: 1 (the default) delivers in order (FIFO), so an
+    event being retried holds up every event behind it through its backoffs, the price of order. Above
+    1 events go out concurrently and in no particular order, and a retrying event waits out its backoff
+    without holding up the others (DESIGN.md section 6).
+    """
 
     name: str  # the Knative Trigger is named "<function>-<name>"
     filter: Mapping[str, str | SettingRef]
@@ -163,6 +173,11 @@ class TriggerSpec:
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
     parallelism: int = 1
     dead_letters: bool = True  # send exhausted events to the dead-letter sink function
+
+    def in_any_order(self) -> TriggerSpec:
+        """This trigger for a function to which the order of these events does not matter: delivered
+        `UNORDERED_PARALLELISM` at once, so one failing event does not stall the rest."""
+        return replace(self, parallelism=UNORDERED_PARALLELISM)
 
     def resolved_filter(self, config: Settings) -> dict[str, str]:
         """The filter with setting references replaced by their values."""

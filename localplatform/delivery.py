@@ -4,6 +4,10 @@ Binary-mode POST; 2xx is success; 5xx, 404, 408, 409, 429, timeouts and connecti
 with backoff; other 4xx and 3xx are not. When retries run out (or at once for a failure that is not
 retried) the original event goes to the dead-letter sink with `knativeerrordest`, `knativeerrorcode`
 and `knativeerrordata`. A 2xx whose body is a CloudEvent is a reply, handed back to the broker.
+
+`Dispatcher.step` makes one attempt and says when the next is due; `Dispatcher.deliver` steps through
+to the end on one thread. A broker whose trigger needs no order (parallelism above 1) schedules the
+steps instead, so a retrying event holds no delivery thread while it waits out its backoff.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from urllib3.util.wait import wait_for_read
 from eventing import broker_ttl
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import parse_http, to_binary
-from eventing.trigger import DeliverySpec, Trigger
+from eventing.trigger import Trigger
 from eventing.validation import EventTooLarge, InvalidEvent
 from shared import metrics, tracing
 from shared.logging import log_fields
@@ -76,6 +80,26 @@ class DeliveryResult:
     outcome: Outcome
     attempts: int
     last: Attempt | None
+
+
+@dataclass
+class Delivery:
+    """One event on its way to one trigger: attempts at its subscriber, then (when they failed) at the
+    dead-letter sink; advanced one attempt at a time by `Dispatcher.step`."""
+
+    event: CloudEvent
+    trigger: Trigger
+    started: float = 0.0  # `time.perf_counter()` at the first attempt (dispatch)
+    attempts: int = 0  # made to the subscriber
+    failed: Attempt | None = None  # the subscriber's final failure: the dead letter's turn
+    dead_letter_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Not finished: step the delivery again after `delay` seconds (its backoff)."""
+
+    delay: float
 
 
 def _merged(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -226,97 +250,90 @@ class Dispatcher:
             response.release_conn()
         return Attempt(response.status, data, dict(response.headers))
 
-    def _send_with_retries(
-        self,
-        url: str,
-        event: CloudEvent,
-        spec: DeliverySpec,
-        label: str,
-        stop: threading.Event,
-        first: Attempt | None = None,
-    ) -> tuple[int, Attempt]:
-        attempt_no = 0
-        while True:
-            attempt_no += 1
-            attempt = first if attempt_no == 1 and first is not None else self.post(url, event, spec.timeout)
-            if attempt.ok or not attempt.retryable or attempt_no > spec.retry:
-                return attempt_no, attempt
-            metrics.delivery_retries.labels(label).inc()
-            log.warning(
-                "attempt %d to %s failed with %d; retrying",
-                attempt_no,
-                url,
-                attempt.code,
-                extra=_fields(event, trigger=label),
-            )
-            if stop.wait(spec.backoff(attempt_no)):
-                return attempt_no, Attempt(0, b"", {})
-
-    def deliver(
-        self,
-        event: CloudEvent,
-        trigger: Trigger,
-        stop: threading.Event | None = None,
-        first: Attempt | None = None,
-        started: float | None = None,
-    ) -> DeliveryResult:
-        """Deliver `event` to `trigger`'s subscriber: retries, dead letter and reply included.
-
-        `stop` (default: the broker's stopping event) abandons the delivery between attempts, as ABORTED:
-        the trigger was removed or changed, or the broker is closing. `first` is the outcome of a first
-        attempt already made (see `attempt`), begun at `started` (`time.perf_counter()`).
+    def step(self, delivery: Delivery) -> DeliveryResult | Pending:
+        """Make `delivery`'s next attempt: one POST to the subscriber or, once the subscriber's attempts
+        are over, to the dead-letter sink. Returns the result when the delivery is finished, else when
+        to step it again (the backoff; 0 to dead-letter at once). Between steps the delivery holds no
+        thread: whoever schedules the next step decides whether anything waits behind it.
         """
-        stop = stop or self._stopping
-        started = time.perf_counter() if started is None else started
-        attempts, last = self._send_with_retries(
-            trigger.subscriber, event, trigger.delivery, trigger.name, stop, first
+        if delivery.failed is None:
+            return self._to_subscriber(delivery)
+        return self._to_dead_letter_sink(delivery, delivery.failed)
+
+    def _to_subscriber(self, delivery: Delivery) -> DeliveryResult | Pending:
+        trigger, spec = delivery.trigger, delivery.trigger.delivery
+        if delivery.attempts == 0:
+            delivery.started = time.perf_counter()
+        attempt = self.post(trigger.subscriber, delivery.event, spec.timeout)
+        delivery.attempts += 1
+        if attempt.ok:
+            return self._delivered(delivery, attempt)
+        if attempt.retryable and delivery.attempts <= spec.retry:
+            return self._retry(delivery, trigger.subscriber, delivery.attempts, attempt)
+        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - delivery.started)
+        delivery.failed = attempt
+        if spec.dead_letter_sink:
+            return Pending(0.0)  # to the dead-letter sink next, without waiting
+        log.error(
+            "delivery failed and the trigger has no dead-letter sink",
+            extra=_fields(delivery.event, trigger=trigger.name, code=attempt.code),
         )
-        if last.code == 0 and stop.is_set():
-            return DeliveryResult(Outcome.ABORTED, attempts, None)
-        if last.ok:
-            return self._delivered(event, trigger, attempts, last, started)
-        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - started)
-        outcome = self.dead_letter(event, trigger, last, stop)
-        return DeliveryResult(outcome, attempts, last)
+        return self._undeliverable(delivery, attempt)
 
-    def attempt(self, event: CloudEvent, trigger: Trigger, started: float) -> DeliveryResult | Attempt:
-        """Only the first attempt of `deliver`, begun at `started` (`time.perf_counter()`): its result
-        when it succeeded (the reply, if any, published), else the failed attempt, to pass on to
-        `deliver(first=..., started=...)`. One POST bounded by the trigger's timeout: no backoff, no
-        dead letter.
+    def _to_dead_letter_sink(self, delivery: Delivery, failed: Attempt) -> DeliveryResult | Pending:
+        """The original event, with Knative's error extensions, to the trigger's dead-letter sink."""
+        trigger, spec = delivery.trigger, delivery.trigger.delivery
+        sink = spec.dead_letter_sink
+        assert sink is not None  # `_to_subscriber` hands over only when there is one
+        dead = delivery.event.with_attributes(**dead_letter_extensions(trigger.subscriber, failed))
+        answer = self.post(sink, dead, spec.timeout)
+        delivery.dead_letter_attempts += 1
+        fields = _fields(delivery.event, trigger=trigger.name, code=failed.code)
+        if answer.ok:
+            metrics.events_dead_lettered.labels(trigger.name, "dead_letter_sink").inc()
+            log.warning("event dead-lettered", extra=fields)
+            return DeliveryResult(Outcome.DEAD_LETTERED, delivery.attempts, failed)
+        if answer.retryable and delivery.dead_letter_attempts <= spec.retry:
+            return self._retry(delivery, sink, delivery.dead_letter_attempts, answer)
+        log.error("dead-letter sink failed too (%s)", answer.code, extra=fields)
+        return self._undeliverable(delivery, failed)
+
+    def _retry(self, delivery: Delivery, url: str, attempt_no: int, attempt: Attempt) -> Pending:
+        metrics.delivery_retries.labels(delivery.trigger.name).inc()
+        log.warning(
+            "attempt %d to %s failed with %d; retrying",
+            attempt_no,
+            url,
+            attempt.code,
+            extra=_fields(delivery.event, trigger=delivery.trigger.name),
+        )
+        return Pending(delivery.trigger.delivery.backoff(attempt_no))
+
+    @staticmethod
+    def _undeliverable(delivery: Delivery, failed: Attempt) -> DeliveryResult:
+        metrics.events_dead_lettered.labels(delivery.trigger.name, "undeliverable").inc()
+        return DeliveryResult(Outcome.UNDELIVERABLE, delivery.attempts, failed)
+
+    def deliver(self, delivery: Delivery, stop: threading.Event | None = None) -> DeliveryResult:
+        """Deliver to the end, retries, dead letter and reply included, waiting out each backoff on the
+        caller's thread, which is held until the event is finished: what FIFO order (parallelism 1)
+        needs. `stop` (default: the broker's stopping event) abandons it during a backoff, as ABORTED:
+        the trigger was removed or changed, or the broker is closing.
         """
-        first = self.post(trigger.subscriber, event, trigger.delivery.timeout)
-        return self._delivered(event, trigger, 1, first, started) if first.ok else first
-
-    def _delivered(
-        self, event: CloudEvent, trigger: Trigger, attempts: int, last: Attempt, started: float
-    ) -> DeliveryResult:
-        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - started)
-        metrics.events_delivered.labels(trigger.name).inc()
-        self._handle_reply(event, trigger, last)
-        return DeliveryResult(Outcome.DELIVERED, attempts, last)
-
-    def dead_letter(
-        self, event: CloudEvent, trigger: Trigger, last: Attempt, stop: threading.Event | None = None
-    ) -> Outcome:
-        """Hand the original event to the trigger's dead-letter sink; say what became of it."""
         stop = stop or self._stopping
-        fields = _fields(event, trigger=trigger.name, code=last.code)
-        sink = trigger.delivery.dead_letter_sink
-        if sink:
-            dead = event.with_attributes(**dead_letter_extensions(trigger.subscriber, last))
-            _, answer = self._send_with_retries(sink, dead, trigger.delivery, trigger.name, stop)
-            if answer.code == 0 and stop.is_set():
-                return Outcome.ABORTED  # stopped while retrying the sink: not given up, redelivered later
-            if answer.ok:
-                metrics.events_dead_lettered.labels(trigger.name, "dead_letter_sink").inc()
-                log.warning("event dead-lettered", extra=fields)
-                return Outcome.DEAD_LETTERED
-            log.error("dead-letter sink failed too (%s)", answer.code, extra=fields)
-        else:
-            log.error("delivery failed and the trigger has no dead-letter sink", extra=fields)
-        metrics.events_dead_lettered.labels(trigger.name, "undeliverable").inc()
-        return Outcome.UNDELIVERABLE
+        result = self.step(delivery)
+        while isinstance(result, Pending):
+            if stop.wait(result.delay):
+                return DeliveryResult(Outcome.ABORTED, delivery.attempts, None)
+            result = self.step(delivery)
+        return result
+
+    def _delivered(self, delivery: Delivery, last: Attempt) -> DeliveryResult:
+        trigger = delivery.trigger
+        metrics.delivery_latency.labels(trigger.name).observe(time.perf_counter() - delivery.started)
+        metrics.events_delivered.labels(trigger.name).inc()
+        self._handle_reply(delivery.event, trigger, last)
+        return DeliveryResult(Outcome.DELIVERED, delivery.attempts, last)
 
     def _handle_reply(self, event: CloudEvent, trigger: Trigger, answer: Attempt) -> None:
         if not answer.body and not any(k.lower().startswith("ce-") for k in answer.headers):

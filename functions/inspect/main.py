@@ -58,7 +58,7 @@ SPEC = FunctionSpec(
     description="Describes uploaded images: size, format, hashes, EXIF, dominant colour",
     consumes=(events.OBJECT_CREATED,),
     emits=(events.IMAGE_ANALYZED, events.IMAGE_REJECTED),
-    triggers=(UPLOADS_CREATED,),
+    triggers=(UPLOADS_CREATED.in_any_order(),),  # each image on its own: no order needed
     on_event=on_event,
     visibility="cluster-local",  # events only: nothing for users to call
 )

@@ -83,7 +83,7 @@ SPEC = FunctionSpec(
     description="Renders resized, metadata-free variants of uploaded images",
     consumes=(events.OBJECT_CREATED,),
     emits=(events.IMAGE_THUMBNAILED, events.IMAGE_REJECTED),
-    triggers=(UPLOADS_CREATED,),
+    triggers=(UPLOADS_CREATED.in_any_order(),),  # each image on its own: no order needed
     on_event=on_event,
     visibility="cluster-local",  # events only: nothing for users to call
 )

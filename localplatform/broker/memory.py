@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,24 +10,28 @@ from dataclasses import dataclass, field
 from eventing.cloudevent import CloudEvent
 from eventing.trigger import Trigger
 from localplatform.broker.base import Broker
-from localplatform.delivery import Outcome
+from localplatform.broker.work_queue import WorkQueue
+from localplatform.delivery import Delivery, Pending
 from shared import metrics
 
 log = logging.getLogger("datafrost.broker.memory")
-_STOP = object()
 
 
 @dataclass
 class _TriggerQueue:
     trigger: Trigger
-    events: queue.Queue[object] = field(default_factory=queue.Queue)
+    work: WorkQueue[Delivery] = field(default_factory=WorkQueue)
     workers: list[threading.Thread] = field(default_factory=list)
-    in_flight: int = 0
     stop: threading.Event = field(default_factory=threading.Event)  # removed, or the broker is closing
 
 
 class MemoryBroker(Broker):
-    """Events live in memory until delivered; `parallelism` workers per trigger (1 keeps FIFO order)."""
+    """Events live in memory until delivered; `parallelism` workers per trigger.
+
+    With parallelism 1 (FIFO) the worker waits out each backoff itself: nothing behind a retrying event
+    overtakes it, which is the price of order. With more, a retrying event waits in the trigger's
+    `WorkQueue` holding no worker, and the others are delivered meanwhile.
+    """
 
     def __init__(self, name: str = "default") -> None:
         super().__init__(name)
@@ -42,7 +45,7 @@ class MemoryBroker(Broker):
             metrics.events_received.labels(self.name).inc()
             for tq in targets:
                 if tq.trigger.matches(event):
-                    tq.events.put(event)
+                    tq.work.put(Delivery(event, tq.trigger))
 
     def _start_trigger(self, trigger: Trigger, previous: Trigger | None) -> None:
         tq = _TriggerQueue(trigger)
@@ -55,43 +58,43 @@ class MemoryBroker(Broker):
                 tq.workers.append(worker)
         except BaseException:
             tq.stop.set()  # the workers already started end at once: nothing of it keeps running
-            for _ in tq.workers:
-                tq.events.put(_STOP)
+            tq.work.abandon()
             raise
         self._queues[trigger.name] = tq
 
     def _stop_trigger(self, trigger: Trigger, purge: bool = False) -> None:
         tq = self._queues.pop(trigger.name)
+        if not purge and len(tq.work):
+            log.warning("trigger %s stopped with %d events undelivered", trigger.name, len(tq.work))
         if purge or self._stopping.is_set():
             tq.stop.set()  # abandon retries in flight
+            tq.work.abandon()
         else:
-            self._replaced.append(tq)  # the old workers drain the backlog until close()
-        if not purge and not tq.events.empty():
-            log.warning("trigger %s stopped with %d events undelivered", trigger.name, tq.events.qsize())
-        for _ in tq.workers:
-            tq.events.put(_STOP)
+            self._replaced.append(tq)  # the old workers drain the backlog (retries too) until close()
+            tq.work.finish()
 
     def _work(self, tq: _TriggerQueue) -> None:
-        while True:
-            item = tq.events.get()
-            if item is _STOP or tq.stop.is_set():
+        in_order = tq.trigger.parallelism == 1
+        while (delivery := tq.work.get()) is not None:
+            if tq.stop.is_set():
                 return
-            assert isinstance(item, CloudEvent)
-            tq.in_flight += 1
             try:
-                result = self.dispatcher.deliver(item, tq.trigger, tq.stop)
-                if result.outcome is Outcome.ABORTED:
-                    return
+                if in_order:  # FIFO: the retries hold the queue
+                    self.dispatcher.deliver(delivery, tq.stop)
+                else:
+                    step = self.dispatcher.step(delivery)
+                    if isinstance(step, Pending) and tq.work.put_later(delivery, step.delay):
+                        continue  # it waits out its backoff holding no worker
             except Exception:
                 log.exception("delivery to trigger %s crashed", tq.trigger.name)
-            finally:
-                tq.in_flight -= 1
+            tq.work.done()
 
     def close(self) -> None:
         super().close()
         for tq in self._replaced:
             tq.stop.set()
+            tq.work.abandon()
 
     def backlog(self) -> dict[str, int]:
         with self._lock:
-            return {name: tq.events.qsize() + tq.in_flight for name, tq in self._queues.items()}
+            return {name: len(tq.work) for name, tq in self._queues.items()}

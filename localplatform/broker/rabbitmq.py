@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,8 @@ from eventing.cloudevent import CloudEvent
 from eventing.trigger import Trigger
 from eventing.validation import InvalidEvent
 from localplatform.broker.base import Broker, BrokerUnavailable
-from localplatform.delivery import Attempt, DeliveryResult, Outcome
+from localplatform.broker.work_queue import WorkQueue
+from localplatform.delivery import Delivery, DeliveryResult, Outcome
 from shared import metrics
 
 log = logging.getLogger("datafrost.broker.rabbitmq")
@@ -184,19 +184,22 @@ class RabbitMQBroker(Broker):
                 consumer.stop.wait(RECONNECT_DELAY_SECONDS)
 
     def _consume(self, consumer: _Consumer) -> None:
-        """One connection's worth of consuming: prefetch a window, deliver in order, settle after.
+        """One connection's worth of consuming: prefetch a window, deliver, settle after.
 
         The connection's thread (this one) receives messages and hands them, in delivery order, to
         `parallelism` delivery threads; their outcomes come back to this thread, which acknowledges each
         message only once its delivery finished (at least once). With parallelism 1 (FIFO) this thread
         makes the first attempt itself while no earlier message is still with the delivery thread, and
-        hands over only what needs retries or a dead letter, and whatever arrives behind it.
+        hands over only what needs retries or a dead letter, and whatever arrives behind it; the
+        delivery thread waits out each backoff, holding the queue (the price of order). With more, a
+        retrying message waits in the `WorkQueue`, unacknowledged and holding no delivery thread, and
+        the others are delivered meanwhile; it keeps one place of the prefetch window until it is
+        finished, and if the connection goes, RabbitMQ delivers it again.
         """
         trigger = consumer.trigger
         connection = pika.BlockingConnection(self._consumer_params)
-        work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        work: WorkQueue[_Work] = WorkQueue()  # with the delivery threads, until finished
         inline = trigger.parallelism == 1 and trigger.delivery.timeout <= INLINE_TIMEOUT_LIMIT_SECONDS
-        handed = _Counter()  # messages with the delivery threads, not yet finished
         abandon = threading.Event()  # this connection is going away: deliver nothing more
         workers: list[threading.Thread] = []
         acks: _Acks | None = None
@@ -230,26 +233,24 @@ class RabbitMQBroker(Broker):
                     ch.basic_nack(tag, requeue=False)
                     return
                 settle.received(tag)
-                if inline and handed.value == 0:  # nothing ahead of it: attempt it here, no hand-over
-                    started = time.perf_counter()
+                delivery = Delivery(event, trigger)
+                if inline and not work:  # nothing ahead of it: attempt it here, no hand-over
                     try:
-                        result = self.dispatcher.attempt(event, trigger, started)
+                        step = self.dispatcher.step(delivery)
                     except Exception:
                         log.exception("delivery to trigger %s crashed", trigger.name)
-                        result = DeliveryResult(Outcome.UNDELIVERABLE, 1, None)
-                    if isinstance(result, DeliveryResult):
-                        settle.finished(tag, result.outcome)  # acked with the others after this round
+                        step = DeliveryResult(Outcome.UNDELIVERABLE, 1, None)
+                    if isinstance(step, DeliveryResult):
+                        settle.finished(tag, step.outcome)  # acked with the others after this round
                         return
-                    handed.add(1)
-                    work.put((tag, event, result, started))  # retries or a dead letter
+                    work.put((tag, delivery, step.delay))  # retries or a dead letter, after the backoff
                     return
-                handed.add(1)
-                work.put((tag, event, None, None))
+                work.put((tag, delivery, 0.0))
 
             for i in range(trigger.parallelism):
                 worker = threading.Thread(
                     target=self._deliver_loop,
-                    args=(consumer, work, abandon, settle, wake, handed),
+                    args=(consumer, work, abandon, settle, wake),
                     name=f"deliver-{trigger.name}-{i}",
                     daemon=True,
                 )
@@ -261,8 +262,9 @@ class RabbitMQBroker(Broker):
                 settle.settle()  # what was delivered here this round: one cumulative ack, mostly
         finally:
             abandon.set()
-            for _ in workers:
-                work.put(None)
+            for tag, _, _ in work.abandon():  # not attempted (further): back to the queue, in order
+                if acks is not None:
+                    acks.finished(tag, Outcome.ABORTED)
             try:
                 for worker in workers:  # deliveries in flight finish (or abort between attempts)
                     worker.join()
@@ -275,27 +277,41 @@ class RabbitMQBroker(Broker):
     def _deliver_loop(
         self,
         consumer: _Consumer,
-        work: queue.SimpleQueue[_Work | None],
+        work: WorkQueue[_Work],
         abandon: threading.Event,
         acks: _Acks,
         wake: Callable[[], None],
-        handed: _Counter,
     ) -> None:
-        """A delivery thread: deliver events in the order received, report each outcome."""
-        trigger = consumer.trigger
+        """A delivery thread: deliver what the connection's thread handed over, report each outcome."""
         while (item := work.get()) is not None:
-            tag, event, first, started = item
-            if abandon.is_set() or consumer.stop.is_set() or self._stopping.is_set():
-                outcome = Outcome.ABORTED  # not attempted (further): back to the queue
-            else:
-                try:
-                    outcome = self.dispatcher.deliver(event, trigger, consumer.stop, first, started).outcome
-                except Exception:
-                    log.exception("delivery to trigger %s crashed", trigger.name)
-                    outcome = Outcome.UNDELIVERABLE
-            if acks.finished(tag, outcome):
+            outcome = self._advance(consumer, work, item, abandon)
+            if outcome is None:
+                continue  # scheduled again, waiting out its backoff
+            if acks.finished(item[0], outcome):
                 wake()
-            handed.add(-1)  # after its outcome is recorded: what comes next may go inline
+            work.done()  # after its outcome is recorded: what comes next may go inline
+
+    def _advance(
+        self, consumer: _Consumer, work: WorkQueue[_Work], item: _Work, abandon: threading.Event
+    ) -> Outcome | None:
+        """With parallelism 1, deliver `item` to the end, waiting out each backoff on this thread (FIFO);
+        with more, make its next attempt and schedule the one after (None): no thread waits for it."""
+        tag, delivery, backoff = item
+        stop = consumer.stop
+        if abandon.is_set() or stop.is_set() or self._stopping.is_set():
+            return Outcome.ABORTED  # not attempted (further): back to the queue
+        try:
+            if consumer.trigger.parallelism == 1:
+                if backoff and stop.wait(backoff):  # after the attempt made on the connection's thread
+                    return Outcome.ABORTED
+                return self.dispatcher.deliver(delivery, stop).outcome
+            step = self.dispatcher.step(delivery)
+        except Exception:
+            log.exception("delivery to trigger %s crashed", consumer.trigger.name)
+            return Outcome.UNDELIVERABLE
+        if isinstance(step, DeliveryResult):
+            return step.outcome
+        return None if work.put_later((tag, delivery, 0.0), step.delay) else Outcome.ABORTED
 
     def backlog(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -334,17 +350,8 @@ def _close_quietly(connection: pika.BlockingConnection | None) -> None:
     return None
 
 
-_Work = tuple[int, CloudEvent, Attempt | None, float | None]  # tag, event, first attempt, its start
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.value += n
+# tag, delivery, backoff to wait out before its next step (after an attempt made on the connection's thread)
+_Work = tuple[int, Delivery, float]
 
 
 class _Acks:

@@ -5,8 +5,13 @@
   read them.
 - The pixel limit is checked from the header before any pixel is decoded, and the frame limit from
   the container's structure (a GIF's frames are counted by walking its blocks, up to the limit).
+- The memory decoding and processing will take (pipeline.image_memory: mode, bit depth, the
+  decoder's own buffers, the copies processing holds) is checked from the header against the
+  function's budget (DATAFROST_IMAGE_MEMORY_BYTES), before any pixel is decoded.
 - Only the first frame is decoded, fully (`load()`): truncated or corrupt data fails here.
   `ImageFile.LOAD_TRUNCATED_IMAGES` is never set.
+- `display` reduces the decoded image by an integer factor first, then turns and converts the small
+  one, closing the decoded image as soon as it is not needed: no full-size copies it can avoid.
 
 Every refusal is a `RejectedImage` whose message says what is wrong in words a person can act on.
 """
@@ -22,7 +27,9 @@ from typing import TYPE_CHECKING, cast
 
 from PIL import Image
 
+from pipeline import image_memory
 from shared.settings import (
+    DEFAULT_IMAGE_MEMORY_BYTES,
     DEFAULT_MAX_IMAGE_FRAMES,
     DEFAULT_MAX_IMAGE_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -59,10 +66,16 @@ class Limits:
     max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_frames: int = DEFAULT_MAX_IMAGE_FRAMES
+    max_memory: int = DEFAULT_IMAGE_MEMORY_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.max_upload_bytes, settings.max_image_pixels, settings.max_image_frames)
+        return cls(
+            settings.max_upload_bytes,
+            settings.max_image_pixels,
+            settings.max_image_frames,
+            settings.image_memory_bytes,
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,8 @@ def check_size(size: int, limits: Limits) -> None:
 
 def decode(data: bytes, limits: Limits | None = None, max_edge: int | None = None) -> DecodedImage:
     """Check and decode the first frame. With `max_edge`, a JPEG is decoded in draft mode at the
-    smallest scale (1/2, 1/4, 1/8) whose longest edge is still at least `max_edge`."""
+    smallest scale (1/2, 1/4, 1/8) whose longest edge is still at least `max_edge`, and the memory
+    budget counts on `display(decoded, max_edge)` being what comes next."""
     limits = limits or Limits()
     check_size(len(data), limits)
     fmt = sniff_format(data)
@@ -150,6 +164,7 @@ def decode(data: bytes, limits: Limits | None = None, max_edge: int | None = Non
         frames = _check_frames(im, data, limits.max_frames)
         if max_edge and im.format in ("JPEG", "MPO") and max(width, height) > max_edge:
             im.draft("RGB", _draft_size(width, height, max_edge))
+        _check_memory(image_memory.plan(im, (width, height), len(data), max_edge), mode, fmt, limits)
         im.load()
     except RejectedImage:
         raise
@@ -166,23 +181,75 @@ def oriented(image: Image.Image, orientation: int) -> Image.Image:
     return image if method is None else image.transpose(method)
 
 
-def to_display(image: Image.Image) -> Image.Image:
+def display(decoded: DecodedImage, max_edge: int | None = None) -> Image.Image:
+    """The decoded image upright and ready to show (`to_display`), reduced first by the integer factor
+    that keeps its longest edge at least image_memory.REDUCE_GAP times `max_edge`. The decoded
+    image is closed once a copy replaces it: only `decoded`'s metadata is usable afterwards."""
+    source = decoded.image
+    image = _reducible(source)
+    _release(source, image)
+    factor = image_memory.reduce_factor(image.size, max_edge)
+    if factor > 1:
+        image = _reduce(image, factor)
+        _release(source, image)
+    image = oriented(image, decoded.orientation)
+    _release(source, image)
+    shown = to_display(image, in_place=True)
+    _release(source, shown)
+    return shown
+
+
+def _reducible(image: Image.Image) -> Image.Image:
+    """`image` in a mode `_reduce` averages: palettes become RGB(A), bilevel L, colour keys alpha."""
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    if image.mode in ("L", "RGB") and image.info.get("transparency") is not None:
+        return image.convert("RGBA")  # a colour key cannot survive averaging: make it alpha first
+    if image.mode == "1":
+        return image.convert("L")
+    return image
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    if image.mode.startswith("I;16"):  # Image.reduce refuses 16-bit greys; a box resize is the same
+        size = (math.ceil(image.width / factor), math.ceil(image.height / factor))
+        return image.resize(size, Image.Resampling.BOX)
+    return image.reduce(factor)
+
+
+def _release(source: Image.Image, current: Image.Image) -> None:
+    if current is not source:
+        source.close()
+
+
+def to_display(image: Image.Image, in_place: bool = False) -> Image.Image:
     """8-bit sRGB "RGB", or "RGBA" when the image has transparency, with no metadata left in `info`.
 
     16-bit and 32-bit greys are scaled (not clipped) to 8 bits; an embedded ICC profile is applied
     (CMYK and wide-gamut RGB come out right); palettes and LA become RGBA when they have transparency.
+    Conversions copy only when the mode changes; with `in_place` the result may be `image` itself,
+    its metadata cleared.
     """
     mode = image.mode
     try:
         image = _to_srgb(_to_8bit(image))
         alpha = image.has_transparency_data
-        image = image.convert("RGBA" if alpha else "RGB")
+        target = "RGBA" if alpha else "RGB"
+        if image.mode != target:
+            image = image.convert(target)
     except ValueError as exc:
         raise RejectedImage(f"colour mode {mode} is not supported: {_describe(exc)}") from None
-    if alpha and image.getchannel("A").getextrema() == (255, 255):
+    if alpha and _opaque(image):
         image = image.convert("RGB")  # an alpha channel that is opaque everywhere
+    elif image.info and not in_place:
+        image = image.copy()  # the caller's image keeps its metadata; ours has none
     image.info = {}
     return image
+
+
+def _opaque(image: Image.Image) -> bool:
+    extrema = cast("tuple[tuple[int, int], ...]", image.getextrema())  # per band, without a copy
+    return extrema[-1] == (255, 255)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -242,6 +309,17 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
             f"image is {width}x{height} = {_mp(width * height)} megapixels, "
             f"over the {_mp(max_pixels)} megapixel limit"
         )
+
+
+def _check_memory(plan: image_memory.MemoryPlan, mode: str, fmt: str, limits: Limits) -> None:
+    if plan.need <= limits.max_memory:
+        return
+    fitting = plan.pixels * limits.max_memory // plan.need
+    raise RejectedImage(
+        f"the image needs about {_mib(plan.need)} MiB of memory to process, over this function's "
+        f"{_mib(limits.max_memory)} MiB budget ({_mp(plan.pixels)} megapixels, {_LABELS.get(fmt, fmt)} "
+        f"{mode}): scale it down to about {_mp(fitting)} megapixels or less"
+    )
 
 
 def _check_frames(im: Image.Image, data: bytes, max_frames: int) -> int:
@@ -332,6 +410,10 @@ def _describe(exc: BaseException) -> str:
 def _mp(pixels: int) -> str:
     value = pixels / 1_000_000
     return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f}"
 
 
 def _mb(size: int) -> str:

@@ -17,6 +17,10 @@ DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MULTIPART_ALLOWANCE = 64 * 1024  # a multipart upload's boundaries and part headers, beyond the file
 DEFAULT_MAX_IMAGE_PIXELS = 80_000_000
 DEFAULT_MAX_IMAGE_FRAMES = 1000
+MIB = 1024 * 1024
+# What an image function may spend on one image: its Knative memory limit (functions.spec.Resources,
+# 512Mi) minus what the process holds before any image (about 60 MiB) and the allocator's slack.
+DEFAULT_IMAGE_MEMORY_BYTES = 512 * MIB - 128 * MIB
 DEFAULT_VARIANTS = "thumb:256:webp,preview:1024:webp"
 MAX_AUTH_LEEWAY_SECONDS = 30
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -64,6 +68,7 @@ class Settings:
     max_upload_bytes: int
     max_image_pixels: int  # decompression-bomb limit
     max_image_frames: int  # frame-bomb limit for animated formats
+    image_memory_bytes: int  # memory one image may take to decode and process (a memory-bomb limit)
     variants: str  # "name:longest_edge:format,..." e.g. "thumb:256:webp,preview:1024:webp"
     storage_events_token: str | None  # MinIO's notify_webhook auth_token, checked when set
     presign_secret: str | None = field(repr=False)  # signs presigned upload URLs of the local store
@@ -222,6 +227,7 @@ def from_env(env: dict[str, str]) -> Settings:
         max_upload_bytes=_int(env, "DATAFROST_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
         max_image_pixels=_int(env, "DATAFROST_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
         max_image_frames=_int(env, "DATAFROST_MAX_IMAGE_FRAMES", DEFAULT_MAX_IMAGE_FRAMES),
+        image_memory_bytes=_int(env, "DATAFROST_IMAGE_MEMORY_BYTES", DEFAULT_IMAGE_MEMORY_BYTES),
         variants=env.get("DATAFROST_VARIANTS", DEFAULT_VARIANTS),
         storage_events_token=env.get("DATAFROST_STORAGE_EVENTS_TOKEN") or None,
         presign_secret=env.get("DATAFROST_PRESIGN_SECRET") or None,

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from functions.inspect.exif import select_exif
-from pipeline.images import Limits, decode, oriented, to_display
+from pipeline.images import Limits, decode, display
 
 HASH_EDGE = 256  # hashes work on a picture this size (JPEGs are even decoded in draft mode near it)
 _N, _K = 32, 8  # pHash: DCT of a 32x32 grey image, keep the 8x8 lowest frequencies
@@ -40,7 +40,7 @@ class Analysis:
 def analyze(data: bytes, limits: Limits | None = None) -> Analysis:
     """Decode safely (raises pipeline.images.RejectedImage) and describe the image."""
     decoded = decode(data, limits, max_edge=HASH_EDGE)
-    upright = _shrink(to_display(oriented(decoded.image, decoded.orientation)), HASH_EDGE)
+    upright = _shrink(display(decoded, HASH_EDGE), HASH_EDGE)
     width, height = decoded.oriented_size
     return Analysis(
         width=width,

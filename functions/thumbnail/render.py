@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipeline.images import Limits, decode, oriented, to_display
+from pipeline.images import Limits, decode, display
 
 # settings name -> (Pillow format, file extension, content type)
 FORMATS = {
@@ -66,8 +66,8 @@ def parse_variants(text: str) -> tuple[VariantSpec, ...]:
 
 def render(data: bytes, specs: tuple[VariantSpec, ...], limits: Limits | None = None) -> list[Rendered]:
     """Every variant, in the order of `specs`; raises pipeline.images.RejectedImage."""
-    decoded = decode(data, limits, max_edge=max(s.edge for s in specs))
-    image = to_display(oriented(decoded.image, decoded.orientation))
+    max_edge = max(s.edge for s in specs)
+    image = display(decode(data, limits, max_edge=max_edge), max_edge)
     done: dict[str, Rendered] = {}
     for spec in sorted(specs, key=lambda s: s.edge, reverse=True):
         image = fit(image, spec.edge)

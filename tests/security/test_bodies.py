@@ -15,43 +15,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.support.memory import MIB, PeakRss, rss
 from tests.support.platform import DevProcess
 
-MIB = 1024 * 1024
 GATEWAY_GROWTH_BUDGET = 64 * MIB  # what the gateway may grow by while hostile bodies stream through
 FUNCTION_MEMORY_LIMIT = 512 * MIB  # the functions' limit in the Knative manifests (Resources)
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-class PeakRss:
-    """Samples a process's RSS every 20 ms while in use; `peak` is the largest seen."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak = pid, rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def send_headers(

@@ -4,6 +4,7 @@ outcomes every image function answers the same way (not an upload, gone, rejecte
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 log = logging.getLogger("datafrost.uploads")
+# One image in memory at a time per process: the decode budget (DATAFROST_IMAGE_MEMORY_BYTES) is the
+# process's, and its trigger delivers several events at once (parallelism above 1), so the others wait
+# here for their turn, holding no image.
+_IMAGE_WORK = threading.BoundedSemaphore(1)
 # The trigger of every function that processes uploads: each object created in the uploads bucket.
 UPLOADS_CREATED = TriggerSpec(
     "uploads", {"type": events.OBJECT_CREATED, events.BUCKET_EXTENSION: UPLOADS_BUCKET}
@@ -66,7 +71,7 @@ def process_upload(
     limits = Limits.from_settings(config)
     try:
         check_size(created.size, limits)
-        with metrics.image_processing_duration.labels(stage).time():
+        with _IMAGE_WORK, metrics.image_processing_duration.labels(stage).time():
             data = objects.get(created.bucket, created.key)
             metrics.image_bytes.labels(stage, "read").inc(len(data))
             return Processed(created, image_id, process(data, limits))

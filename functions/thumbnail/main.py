@@ -21,7 +21,7 @@ from functions.context import Context
 from functions.replies import image_reply
 from functions.runtime import target
 from functions.spec import FunctionSpec
-from functions.uploads import UPLOADS_CREATED, Finished, process_upload
+from functions.uploads import IMAGE_PROCESS_ENV, UPLOADS_CREATED, Finished, process_upload
 from pipeline import events
 from shared import metrics
 from shared.objectstore import ObjectStore
@@ -86,5 +86,6 @@ SPEC = FunctionSpec(
     triggers=(UPLOADS_CREATED.in_any_order(),),  # each image on its own: no order needed
     on_event=on_event,
     visibility="cluster-local",  # events only: nothing for users to call
+    env=IMAGE_PROCESS_ENV,
 )
 handle = target(SPEC)

@@ -11,6 +11,7 @@ they would not fit. Each bomb is delivered straight to a fresh function process,
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,32 @@ def test_a_bomb_delivered_to_the_function_stays_under_its_memory_limit(
         assert reply.type == events.IMAGE_REJECTED, reply.json()
         assert OVER_BUDGET in reply.json()["reason"], reply.json()
     assert peak.peak < FUNCTION_MEMORY_LIMIT, f"{name} took {function} to {peak.peak / MIB:.0f} MiB"
+
+
+@pytest.mark.parametrize("function", ["inspect", "thumbnail"])
+def test_images_delivered_at_once_are_processed_one_at_a_time_within_the_limit(
+    function: str, served: ServedFunction, store: ObjectStore
+) -> None:
+    """The image functions take several events at once (parallelism 4); the memory budget is the
+    process's, so four of the largest images that fit, delivered together, must still fit."""
+    data = bomb("float-tiff-near-budget")
+    deliveries = [created(store, f"mallory/at-once-{function}-{n}", data) for n in range(4)]
+    answers: list[int] = []
+
+    def deliver(event: CloudEvent) -> None:
+        headers, body = to_binary(event)
+        answers.append(
+            urllib3.request("POST", served.url + "/", headers=headers, body=body, timeout=300).status
+        )
+
+    with PeakRss(served.proc.pid) as peak:
+        senders = [threading.Thread(target=deliver, args=(event,)) for event in deliveries]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(300)
+    assert answers == [200] * 4 and served.proc.poll() is None
+    assert peak.peak < FUNCTION_MEMORY_LIMIT, f"4 at once took {function} to {peak.peak / MIB:.0f} MiB"
 
 
 @pytest.fixture(scope="module")

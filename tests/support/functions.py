@@ -15,6 +15,7 @@ import urllib3
 
 from eventing.cloudevent import CloudEvent
 from eventing.http_codec import to_binary
+from functions import registry
 from functions.runtime import target
 from functions.spec import TARGET, FunctionSpec, relative_source
 from localplatform.processes import free_port
@@ -22,14 +23,16 @@ from shared.settings import from_env
 
 
 class ServedFunction:
-    """A function's own process on a free loopback port, with `env` over this process's environment."""
+    """A function's own process on a free loopback port, with `env` over this process's environment
+    and the spec's own env (as `datafrost dev` and the Knative Service start it)."""
 
     def __init__(self, name: str, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        declared = registry.spec(name)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "localplatform.serve", name, str(self.port)],
-            env={**os.environ, "DATAFROST_LOG_LEVEL": "WARNING", **env},
+            env={**os.environ, "DATAFROST_LOG_LEVEL": "WARNING", **(declared.env if declared else {}), **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import flask
 
@@ -22,7 +22,7 @@ from pipeline.ownership import owner_scope
 from shared import metrics
 from shared.db import engine
 from shared.errors import NotFound, PermanentEventError
-from shared.objectstore import InvalidKey, ObjectNotFound, check_bucket, check_key
+from shared.objectstore import ObjectNotFound
 from shared.objectstore.factory import open_store
 from shared.settings import Settings
 
@@ -32,17 +32,7 @@ log = logging.getLogger("datafrost.catalog")
 NAME = "catalog"
 
 
-class _NamedObject(Protocol):
-    """What every object and image payload has: where the object lives."""
-
-    @property
-    def bucket(self) -> str: ...
-
-    @property
-    def key(self) -> str: ...
-
-
-N = TypeVar("N", bound=_NamedObject)
+C = TypeVar("C", events.ObjectCreated, events.ObjectRemoved)
 
 
 @dataclass(frozen=True)
@@ -75,43 +65,37 @@ def register_metrics(context: Context) -> None:
 
 
 def apply_event(event: CloudEvent, context: Context) -> None:
-    """Record one event; data that does not fit its type or its columns, or names no object a store
-    can hold, is refused for good (422)."""
+    """Record one event; data that does not fit its type or its columns (or names no object a store
+    can hold), or that cannot be ordered, is refused for good (422)."""
     try:
         _record_event(event, context.client(open_catalog).writer)
     except UnstorableValue as exc:
         raise PermanentEventError(f"{event.type} data cannot be stored: {exc}") from None
 
 
-def _named_object(event: CloudEvent, cls: type[N]) -> N:
-    """The payload of an event about one object, which must be one a store can hold: a valid bucket
-    name and key (`shared.objectstore`) and, for object changes, a plausible sequencer."""
+def _object_change(event: CloudEvent, cls: type[C]) -> C:
+    """The payload of an object event, whose sequencer must be plausible: one far ahead of now would
+    outrank every later version of the key for good (a removal would hide its re-uploads)."""
     data = payload_of(event, cls)
-    try:
-        check_bucket(data.bucket)
-        check_key(data.key)
-    except InvalidKey as exc:
-        raise PermanentEventError(f"{event.type} names no object a store can hold: {exc}") from None
-    sequencer = getattr(data, "sequencer", "")
-    problem = sequencer_problem(sequencer, datetime.now(UTC)) if sequencer else None
-    if problem is not None:  # one far ahead would outrank every later version of the key for good
+    problem = sequencer_problem(data.sequencer, datetime.now(UTC)) if data.sequencer else None
+    if problem is not None:
         raise PermanentEventError(f"{event.type} data cannot be ordered: {problem}")
     return data
 
 
 def _record_event(event: CloudEvent, writer: CatalogWriter) -> None:
     if event.type == events.OBJECT_CREATED:
-        created = _named_object(event, events.ObjectCreated)
+        created = _object_change(event, events.ObjectCreated)
         writer.object_created(events.image_id(created.bucket, created.key), created)
     elif event.type == events.OBJECT_REMOVED:
-        removed = _named_object(event, events.ObjectRemoved)
+        removed = _object_change(event, events.ObjectRemoved)
         writer.removed(events.image_id(removed.bucket, removed.key), removed)
     elif event.type == events.IMAGE_ANALYZED:
-        writer.analyzed(_named_object(event, events.ImageAnalyzed))
+        writer.analyzed(payload_of(event, events.ImageAnalyzed))
     elif event.type == events.IMAGE_THUMBNAILED:
-        writer.thumbnailed(_named_object(event, events.ImageThumbnailed))
+        writer.thumbnailed(payload_of(event, events.ImageThumbnailed))
     elif event.type == events.IMAGE_REJECTED:
-        writer.rejected(_named_object(event, events.ImageRejected))
+        writer.rejected(payload_of(event, events.ImageRejected))
     else:
         raise PermanentEventError(f"the catalog does not consume {event.type}")
 

@@ -14,6 +14,7 @@ from functions.replies import image_reply, payload_of
 from functions.spec import UPLOADS_BUCKET, TriggerSpec
 from pipeline import events
 from shared import metrics
+from shared.errors import PermanentEventError
 from shared.objectstore import InvalidKey, ObjectNotFound, ObjectStore
 from shared.settings import Settings
 
@@ -65,6 +66,8 @@ def process_upload(
     function's name, also the stage an image.rejected names).
 
     Content `process` refuses (RejectedImage) is an outcome: an image.rejected reply, never a retry.
+    A name no object can have (a key or bucket the store refuses) is refused at once (422, dead-
+    lettered, never retried): no image can be made of it, and no record should be.
     """
     from pipeline.images import Limits, RejectedImage, check_size  # Pillow: image functions only
 
@@ -83,9 +86,8 @@ def process_upload(
     except ObjectNotFound:
         log.info("%s/%s is gone (deleted since the event): nothing to %s", created.bucket, created.key, stage)
         return Finished(None)
-    except InvalidKey as exc:  # a name no object can have (a forged notification): nothing to fetch
-        log.warning("no object can be named so: %s; nothing to %s", exc, stage)
-        return Finished(None)
+    except InvalidKey as exc:  # a name no object can have (a forged event): nothing to fetch, ever
+        raise PermanentEventError(f"{event.type} names no object the store can hold: {exc}") from None
     except RejectedImage as exc:
         log.info("rejected %s/%s: %s", created.bucket, created.key, exc)
         rejected = events.ImageRejected(image_id, created.bucket, created.key, str(exc), stage)

@@ -68,6 +68,19 @@ def prepare_auth(config: Settings, public_url: str, internal_url: str, data_dir:
     return AuthSetup(env, realm)
 
 
+STORAGE_EVENTS_TOKEN_VARIABLE = "DATAFROST_STORAGE_EVENTS_TOKEN"
+STORAGE_EVENTS_TOKEN_FILE = Path("auth") / "storage-events-token"
+
+
+def storage_events_token_env(config: Settings, data_dir: Path) -> dict[str, str]:
+    """The webhook token storage-events requires, for every process: the user's
+    DATAFROST_STORAGE_EVENTS_TOKEN, else one made once and kept in `<data dir>/auth/storage-events-token`
+    (the bucket watcher sends it; give it to MinIO as its webhook `auth_token`). Independent of
+    DATAFROST_AUTH: the notification route is public either way."""
+    token = config.storage_events_token or _local_secret(data_dir / STORAGE_EVENTS_TOKEN_FILE)
+    return {STORAGE_EVENTS_TOKEN_VARIABLE: token}
+
+
 def _local_secret(path: Path) -> str:
     """A random secret kept in the data dir (0600), made on first use."""
     if path.exists():

@@ -15,7 +15,7 @@ from typing import Any
 from eventing.trigger import Trigger
 from functions.registry import BROKER_PATH, all_specs, dead_letter_sink, largest_body
 from functions.spec import FunctionSpec
-from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials
+from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials, storage_events_token_env
 from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError
 from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
@@ -126,6 +126,7 @@ class DevPlatform:
             **os.environ,
             **self.options.extra_env,
             **self.auth.env,
+            **storage_events_token_env(configured, self.data_dir),
             "DATAFROST_DATA_DIR": str(self.data_dir),
             "K_SINK": self.internal_url + BROKER_PATH,
             "DATAFROST_GATEWAY_URL": self.internal_url,

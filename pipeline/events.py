@@ -23,7 +23,16 @@ BUCKET_EXTENSION = "bucket"
 
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")  # what `image_id` makes
 T = TypeVar("T")
-_SIMPLE_TYPES: dict[str, type] = {"str": str, "int": int}  # annotations checked when building payloads
+# What JSON each payload annotation accepts, checked when building payloads: a value of another
+# kind would fail later, where it is used (a str method on an int, an int into a text column).
+_FIELD_KINDS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "str | None": (str, type(None)),
+    "dict[str, Any]": (dict,),
+    "dict[str, str]": (dict,),
+    "list[Variant]": (list,),
+}
 
 
 def image_id(bucket: str, key: str) -> str:
@@ -69,9 +78,12 @@ def payload(cls: type[T], data: Any) -> T:
         raise ValueError(f"{cls.__name__} is missing {', '.join(missing)}")
     known = {k: v for k, v in data.items() if k in fields}
     for name, value in known.items():
-        expected = _SIMPLE_TYPES.get(str(fields[name].type))
+        annotation = str(fields[name].type)
+        expected = _FIELD_KINDS.get(annotation)
         if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
-            raise ValueError(f"{cls.__name__}.{name} must be {fields[name].type}, got {type(value).__name__}")
+            raise ValueError(f"{cls.__name__}.{name} must be {annotation}, got {type(value).__name__}")
+        if annotation == "dict[str, str]" and not all(isinstance(v, str) for v in value.values()):
+            raise ValueError(f"{cls.__name__}.{name} must map names to strings")
         if isinstance(value, str) and not _is_unicode_text(value):
             raise ValueError(f"{cls.__name__}.{name} holds an unpaired surrogate: not Unicode text")
     if cls is ImageThumbnailed and "variants" in known:

@@ -29,6 +29,13 @@ Attributes: `source` = `minio:<bucket>`; `subject` = the decoded key (left out w
 character a CloudEvents string cannot carry); extension `bucket`; `time` = eventTime as RFC 3339 UTC
 with milliseconds; `id` = `event_id(...)`, a hash of (bucket, key, versionId or eTag, sequencer,
 event name), so MinIO redelivering a notification yields the same id.
+
+Records no real object can have caused are skipped (`decode_notification` reports each with its
+reason), never turned into events: a key the stores refuse (`shared.objectstore.check_key`: empty,
+over 1024 UTF-8 bytes, control characters, `.` or `..` or empty segments, a leading `/`, a
+backslash, or not UTF-8 once form-decoded), an invalid bucket name, or a sequencer that is not a
+time in hex nanoseconds or lies more than MAX_SEQUENCER_AHEAD ahead. More than MAX_RECORDS records
+make the whole notification invalid (MinIO sends one record per notification).
 """
 
 from __future__ import annotations
@@ -38,14 +45,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from eventing.cloudevent import CloudEvent, new_event
 from eventing.validation import InvalidEvent, check_string
 from pipeline.events import BUCKET_EXTENSION, OBJECT_CREATED, OBJECT_REMOVED, ObjectCreated, ObjectRemoved
-from shared.objectstore import USER_METADATA_PREFIX, ObjectInfo
+from shared.objectstore import MAX_KEY_BYTES, USER_METADATA_PREFIX, ObjectInfo, check_bucket, check_key
 
 CREATED_PREFIX = "s3:ObjectCreated:"
 REMOVED_PREFIX = "s3:ObjectRemoved:"
@@ -61,7 +68,41 @@ NOT_CREATING = frozenset(
 NOT_REMOVING = frozenset({"s3:ObjectRemoved:NoOP"})
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SEQUENCER = re.compile(r"[0-9A-Fa-f]{1,16}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# MinIO sends one record per notification: a few is plenty, more is not MinIO.
+MAX_RECORDS = 8
+# How far ahead of this clock a sequencer may claim to be (clocks of MinIO hosts drift a little).
+MAX_SEQUENCER_AHEAD = timedelta(minutes=5)
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+class TooManyRecords(ValueError):
+    """A notification with more records than MAX_RECORDS."""
+
+
+class ImpossibleRecord(ValueError):
+    """A well-formed record that no real object could have caused (skipped, never published)."""
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record left out of a notification's events, and why."""
+
+    index: int
+    key: str  # as the record sent it (form-encoded)
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"record": self.index, "key": self.key, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class DecodedNotification:
+    """What one notification says: the object changes to check and publish, and what was skipped."""
+
+    changes: list[tuple[int, ObjectCreated | ObjectRemoved]]  # (index in Records, change)
+    skipped: list[SkippedRecord]
 
 
 @dataclass(frozen=True)
@@ -140,7 +181,31 @@ def _user_metadata(raw: Any) -> dict[str, str]:
     }
 
 
-def _event(record: Any) -> CloudEvent | None:
+def object_key(encoded: str) -> str:
+    """The decoded key of a record; ImpossibleRecord when no real object can be named so."""
+    try:
+        return check_key(decode_key(encoded))
+    except ValueError as exc:  # InvalidKey is a ValueError too
+        raise ImpossibleRecord(str(exc)) from None
+
+
+def sequencer_problem(sequencer: str, now: datetime) -> str | None:
+    """Why `sequencer` cannot be MinIO's (an object's ModTime in UnixNano as hex), or None.
+
+    A sequencer orders the versions of a key for every consumer: one claiming a moment later than
+    `now` plus MAX_SEQUENCER_AHEAD would win over every real version to come, so it is refused.
+    """
+    if not _SEQUENCER.fullmatch(sequencer):
+        return f"sequencer {sequencer[:40]!r} is not 1-16 hex digits (a time in ns)"
+    latest = (now + MAX_SEQUENCER_AHEAD - _EPOCH) // timedelta(microseconds=1) * 1000
+    if int(sequencer, 16) > latest:
+        return f"sequencer {sequencer} claims a time more than {MAX_SEQUENCER_AHEAD} ahead of now"
+    return None
+
+
+def _object_data(record: Any, now: datetime) -> ObjectCreated | ObjectRemoved | None:
+    """The payload of one record (None for names DataFrost ignores); ValueError when malformed,
+    ImpossibleRecord when well-formed but no real object could have caused it."""
     if not isinstance(record, Mapping):
         raise ValueError("each of Records must be an object")
     name = _get(record, "eventName")
@@ -149,69 +214,100 @@ def _event(record: Any) -> CloudEvent | None:
     if not (creates or removes):
         return None
     bucket = _get(record, "s3", "bucket", "name")
-    key = decode_key(_get(record, "s3", "object", "key"))
+    encoded = _get(record, "s3", "object", "key", required=False)
+    if encoded is None:
+        raise ValueError("record field s3.object.key must be a string")
     obj = record["s3"]["object"]
     version = _get(record, "s3", "object", "versionId", required=False) or None
     etag = (_get(record, "s3", "object", "eTag", required=False) or "").strip('"')
     sequencer = _get(record, "s3", "object", "sequencer", required=False) or ""
     time = normalise_time(_get(record, "eventTime"))
-    data: ObjectCreated | ObjectRemoved
-    if creates:
-        size = _get(record, "s3", "object", "size", kind=int, required=False) or 0
-        if size < 0:
-            raise ValueError("record field s3.object.size must not be negative")
-        metadata_raw = obj.get("userMetadata", obj.get("userDefined"))  # userDefined: MinIO < 2019
-        content_type = _get(record, "s3", "object", "contentType", required=False) or DEFAULT_CONTENT_TYPE
-        data = ObjectCreated(
-            bucket,
-            key,
-            size,
-            etag,
-            content_type,
-            _user_metadata(metadata_raw),
-            version,
-            sequencer,
-            name,
-            time,
-        )
-    else:
-        data = ObjectRemoved(bucket, key, version, sequencer, name, time)
+    size = _get(record, "s3", "object", "size", kind=int, required=False) or 0
+    if size < 0:
+        raise ValueError("record field s3.object.size must not be negative")
+    metadata_raw = obj.get("userMetadata", obj.get("userDefined"))  # userDefined: MinIO < 2019
+    metadata = _user_metadata(metadata_raw)
+    content_type = _get(record, "s3", "object", "contentType", required=False) or DEFAULT_CONTENT_TYPE
+    # well-formed so far: what follows is about whether a real object could have caused the record
     try:
-        check_string("subject", key)
-        subject: str | None = key
+        check_bucket(bucket)
+    except ValueError as exc:
+        raise ImpossibleRecord(str(exc)) from None
+    key = object_key(encoded)
+    problem = sequencer_problem(sequencer, now)
+    if problem is not None:
+        raise ImpossibleRecord(problem)
+    if creates:
+        return ObjectCreated(bucket, key, size, etag, content_type, metadata, version, sequencer, name, time)
+    return ObjectRemoved(bucket, key, version, sequencer, name, time)
+
+
+def object_event(data: ObjectCreated | ObjectRemoved) -> CloudEvent:
+    """The CloudEvent of an object change; its id depends on (bucket, key, version or eTag, sequencer,
+    event name) only, so the same record always gives the same id."""
+    creates = isinstance(data, ObjectCreated)
+    version_or_etag = data.version_id or (data.etag if isinstance(data, ObjectCreated) else "")
+    try:
+        check_string("subject", data.key)
+        subject: str | None = data.key
     except InvalidEvent:
         subject = None
     event = new_event(
         OBJECT_CREATED if creates else OBJECT_REMOVED,
-        event_source(bucket),
+        event_source(data.bucket),
         data,
-        id=event_id(bucket, key, version or etag, sequencer, name),
+        id=event_id(data.bucket, data.key, version_or_etag, data.sequencer, data.event_name),
         subject=subject,
-        extensions={BUCKET_EXTENSION: bucket},
+        extensions={BUCKET_EXTENSION: data.bucket},
     )
-    return event.with_attributes(time=time)
+    return event.with_attributes(time=data.event_time)
 
 
-def cloudevents_from_notification(body: Mapping[str, Any]) -> list[CloudEvent]:
-    """The object events of one MinIO notification (none for names DataFrost ignores).
+def decode_notification(body: Any, now: datetime | None = None) -> DecodedNotification:
+    """The object changes of one MinIO notification, and the records skipped as impossible.
 
-    ValueError names what is malformed: not an object, no Records list, a record without its
-    bucket, key, eventName or a valid eventTime, a key that is not valid form encoding.
+    ValueError names what is malformed: not an object, no Records list, more than MAX_RECORDS
+    records (TooManyRecords), a record without its bucket, key, eventName or a valid eventTime.
+    A record naming something no real object can be (an invalid key or bucket, a sequencer that is
+    no time or lies ahead) is not an error of the notification: it is skipped, with its reason.
     """
     if not isinstance(body, Mapping):
         raise ValueError("a MinIO notification must be a JSON object")
     records = body.get("Records")
     if not isinstance(records, list):
         raise ValueError("a MinIO notification must have a Records list")
-    events = []
+    if len(records) > MAX_RECORDS:
+        raise TooManyRecords(
+            f"a MinIO notification has {len(records)} records, over the limit of {MAX_RECORDS}"
+            " (MinIO sends one per notification)"
+        )
+    moment = now or datetime.now(UTC)
+    changes: list[tuple[int, ObjectCreated | ObjectRemoved]] = []
+    skipped: list[SkippedRecord] = []
     for index, record in enumerate(records):
         try:
-            event = _event(record)
+            data = _object_data(record, moment)
+        except ImpossibleRecord as exc:
+            skipped.append(SkippedRecord(index, _raw_key(record), str(exc)))
+            continue
         except ValueError as exc:
             raise ValueError(f"Records[{index}]: {exc}") from None
-        if event is not None:
-            events.append(event)
-    return events
+        if data is not None:
+            changes.append((index, data))
+    return DecodedNotification(changes, skipped)
+
+
+def cloudevents_from_notification(body: Any, now: datetime | None = None) -> list[CloudEvent]:
+    """The object events of one MinIO notification (none for names DataFrost ignores, none for
+    impossible records); ValueError as `decode_notification`."""
+    return [object_event(data) for _, data in decode_notification(body, now).changes]
+
+
+def _raw_key(record: Any) -> str:
+    """The key as the record sent it (still encoded), for the report of a skipped record."""
+    obj = record.get("s3", {}).get("object", {}) if isinstance(record, Mapping) else {}
+    key = obj.get("key") if isinstance(obj, Mapping) else None
+    return key[: MAX_KEY_BYTES * 3] if isinstance(key, str) else ""
 
 
 def _canonical_header(name: str) -> str:

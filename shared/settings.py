@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.rate_limit import RateLimit
+
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MULTIPART_ALLOWANCE = 64 * 1024  # a multipart upload's boundaries and part headers, beyond the file
@@ -23,6 +25,9 @@ MIB = 1024 * 1024
 DEFAULT_IMAGE_MEMORY_BYTES = 512 * MIB - 128 * MIB
 DEFAULT_VARIANTS = "thumb:256:webp,preview:1024:webp"
 MAX_AUTH_LEEWAY_SECONDS = 30
+# storage-events' notification rate per client (MinIO sends one notification per object change)
+DEFAULT_STORAGE_EVENTS_PER_MINUTE = 6000
+DEFAULT_STORAGE_EVENTS_BURST = 200
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -107,6 +112,11 @@ class Settings:
     # set and the `otel` extra is installed; the exporter reads the rest of OTel's own OTEL_* settings.
     otel_endpoint: str | None = None
     auth_brute_force: BruteForcePolicy = field(default_factory=BruteForcePolicy)
+    # DATAFROST_STORAGE_EVENTS_RATE_PER_MINUTE and _BURST: notifications storage-events takes from
+    # one client (token bucket; beyond, 429 with Retry-After, which MinIO retries)
+    storage_events_rate: RateLimit = field(
+        default_factory=lambda: RateLimit(DEFAULT_STORAGE_EVENTS_PER_MINUTE, DEFAULT_STORAGE_EVENTS_BURST)
+    )
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -230,6 +240,10 @@ def from_env(env: dict[str, str]) -> Settings:
         image_memory_bytes=_int(env, "DATAFROST_IMAGE_MEMORY_BYTES", DEFAULT_IMAGE_MEMORY_BYTES),
         variants=env.get("DATAFROST_VARIANTS", DEFAULT_VARIANTS),
         storage_events_token=env.get("DATAFROST_STORAGE_EVENTS_TOKEN") or None,
+        storage_events_rate=RateLimit(
+            _int(env, "DATAFROST_STORAGE_EVENTS_RATE_PER_MINUTE", DEFAULT_STORAGE_EVENTS_PER_MINUTE),
+            _int(env, "DATAFROST_STORAGE_EVENTS_BURST", DEFAULT_STORAGE_EVENTS_BURST),
+        ),
         presign_secret=env.get("DATAFROST_PRESIGN_SECRET") or None,
         public_url=(env.get("DATAFROST_PUBLIC_URL") or "").rstrip("/") or None,
         storage_amqp_url=env.get("DATAFROST_STORAGE_AMQP_URL") or None,

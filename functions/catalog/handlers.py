@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import flask
 
@@ -15,6 +17,7 @@ from functions.replies import payload_of
 from functions.runtime import json_response
 from pipeline import events
 from pipeline.events import is_image_id
+from pipeline.minio_codec import sequencer_problem
 from pipeline.ownership import owner_scope
 from shared import metrics
 from shared.db import engine
@@ -27,6 +30,9 @@ log = logging.getLogger("datafrost.catalog")
 
 
 NAME = "catalog"
+
+
+C = TypeVar("C", events.ObjectCreated, events.ObjectRemoved)
 
 
 @dataclass(frozen=True)
@@ -59,19 +65,30 @@ def register_metrics(context: Context) -> None:
 
 
 def apply_event(event: CloudEvent, context: Context) -> None:
-    """Record one event; data that does not fit its type or its columns is refused for good (422)."""
+    """Record one event; data that does not fit its type or its columns (or names no object a store
+    can hold), or that cannot be ordered, is refused for good (422)."""
     try:
         _record_event(event, context.client(open_catalog).writer)
     except UnstorableValue as exc:
         raise PermanentEventError(f"{event.type} data cannot be stored: {exc}") from None
 
 
+def _object_change(event: CloudEvent, cls: type[C]) -> C:
+    """The payload of an object event, whose sequencer must be plausible: one far ahead of now would
+    outrank every later version of the key for good (a removal would hide its re-uploads)."""
+    data = payload_of(event, cls)
+    problem = sequencer_problem(data.sequencer, datetime.now(UTC)) if data.sequencer else None
+    if problem is not None:
+        raise PermanentEventError(f"{event.type} data cannot be ordered: {problem}")
+    return data
+
+
 def _record_event(event: CloudEvent, writer: CatalogWriter) -> None:
     if event.type == events.OBJECT_CREATED:
-        created = payload_of(event, events.ObjectCreated)
+        created = _object_change(event, events.ObjectCreated)
         writer.object_created(events.image_id(created.bucket, created.key), created)
     elif event.type == events.OBJECT_REMOVED:
-        removed = payload_of(event, events.ObjectRemoved)
+        removed = _object_change(event, events.ObjectRemoved)
         writer.removed(events.image_id(removed.bucket, removed.key), removed)
     elif event.type == events.IMAGE_ANALYZED:
         writer.analyzed(payload_of(event, events.ImageAnalyzed))

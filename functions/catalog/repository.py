@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from functions.catalog.schema import images, metadata
 from pipeline.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
 from pipeline.ownership import owner_of
+from shared.objectstore import InvalidKey, check_bucket, check_key
 from shared.sql_values import column_problem
 
 WRITE_ATTEMPTS = 5
@@ -27,6 +28,17 @@ def check_storable(values: Mapping[str, Any]) -> None:
         problem = column_problem(images.c[name], value)
         if problem is not None:
             raise UnstorableValue(f"{name} {problem}")
+
+
+def check_object_name(bucket: str, key: str) -> None:
+    """Raise UnstorableValue unless a store can hold an object so named (a record of one no store
+    holds would never leave `processing`)."""
+    try:
+        check_key(key)
+        if bucket:
+            check_bucket(bucket)
+    except InvalidKey as exc:
+        raise UnstorableValue(str(exc)) from None
 
 
 def _now() -> datetime:
@@ -78,6 +90,7 @@ class CatalogWriter:
         COMMITTED): the row then shows up live on the next look, and the update is tried again.
         """
         check_storable({"id": image_id, "bucket": bucket, "key": key, "owner": owner_of(key), **values})
+        check_object_name(bucket, key)
         values = {**values, "updated_at": _now()}
         live = (images.c.id == image_id) & images.c.deleted_at.is_(None)
         for _ in range(WRITE_ATTEMPTS):
@@ -171,6 +184,8 @@ class CatalogWriter:
         self, conn: Connection, image_id: str, sequencer: str | None, bucket: str = "", key: str = ""
     ) -> None:
         check_storable({"id": image_id, "bucket": bucket, "key": key, "removed_sequencer": sequencer})
+        if key:
+            check_object_name(bucket, key)
         values = {"deleted_at": _now(), "updated_at": _now(), "removed_sequencer": sequencer}
         if conn.execute(update(images).where(images.c.id == image_id).values(**values)).rowcount == 0 and key:
             conn.execute(

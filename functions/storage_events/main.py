@@ -9,11 +9,21 @@ Idempotent: each CloudEvent id is derived from its notification record (bucket, 
 eTag, sequencer, event name), so a notification MinIO sends again (its `queue_dir` keeps events
 until a 2xx) yields the same ids, and consumers dedupe on (source, id).
 
-HTTP: `POST /`: 200 `{"published": [ids]}`; 400 for a malformed notification; 401 without
-`Authorization: Bearer <DATAFROST_STORAGE_EVENTS_TOKEN>` when that token is set; 413 over the size
-limit; 503 when the broker does not take every event (MinIO retries the whole notification).
+A notification's claims are not facts: each record is checked before anything is published.
+Records no real object can have caused (a key the stores refuse, a sequencer that is no time or
+lies ahead: `pipeline.minio_codec`) are skipped; a creation is published only when the store holds
+the object with the notified eTag (and carries the store's size, content type and metadata), a
+removal only when the object is gone (`verify`). Skipped records are logged and listed in the answer.
+
+HTTP: `POST /`: 200 `{"published": [ids], "skipped": [{"record", "key", "reason"}]}`; 400 for a
+malformed notification; 401 without `Authorization: Bearer <DATAFROST_STORAGE_EVENTS_TOKEN>` when that
+token is set (`datafrost dev` always sets one); 413 over the size limit or over MAX_RECORDS records;
+429 with Retry-After past the client's rate (DATAFROST_STORAGE_EVENTS_RATE_PER_MINUTE, _BURST; the
+client is the last X-Forwarded-For hop, which the gateway sets, else the peer); 503 when the store
+or the broker cannot be reached (MinIO retries every non-2xx, the 429 too).
 `HEAD /`: 200, MinIO's liveness check when the target is configured (it reveals nothing).
-`POST /rabbitmq` (service role): a RabbitmqSource's binary CloudEvent; the same answers.
+`POST /rabbitmq` (service role): a RabbitmqSource's binary CloudEvent; the same answers (no rate
+limit: only the in-cluster source reaches it).
 """
 
 from __future__ import annotations
@@ -31,10 +41,14 @@ from functions.context import Call
 from functions.runtime import error_response, json_response, target
 from functions.spec import PUBLIC, FunctionSpec, Serves, route
 from functions.storage_events.rabbitmq_source import notification_of
+from functions.storage_events.verify import NotInStore, verified_change
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
-from pipeline.minio_codec import cloudevents_from_notification
+from pipeline.minio_codec import SkippedRecord, TooManyRecords, decode_notification, encode_key, object_event
 from shared import safe_json, tracing
 from shared.auth.identity import SERVICE
+from shared.objectstore import ObjectStore
+from shared.objectstore.factory import open_store
+from shared.rate_limit import ClientRateLimiter
 from shared.settings import Settings
 
 log = logging.getLogger("datafrost.storage-events")
@@ -48,8 +62,24 @@ def authorized(header: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+def notification_rate(config: Settings) -> ClientRateLimiter:
+    """This process's token buckets, one per client (made once, by `call.client`)."""
+    return ClientRateLimiter(config.storage_events_rate)
+
+
+def client_of(request: flask.Request) -> str:
+    """Who sent the request: the last X-Forwarded-For hop (the gateway or Envoy sets it), else the peer."""
+    forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+    return forwarded or request.remote_addr or ""
+
+
 def receive_webhook(call: Call) -> flask.Response:
     request, config = call.request, call.settings
+    wait = call.client(notification_rate).admit(client_of(request))
+    if wait:
+        response = error_response(f"too many notifications from this client; retry in {wait} s", 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not authorized(request.headers.get("Authorization"), config.storage_events_token):
         response = error_response("a valid 'Authorization: Bearer <token>' header is required", 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="storage-events"'
@@ -58,7 +88,9 @@ def receive_webhook(call: Call) -> flask.Response:
     if len(body) > config.max_event_bytes:
         return error_response(f"notification over the {config.max_event_bytes}-byte limit", 413)
     try:
-        return _publish(safe_json.loads(body), config)
+        return _publish(safe_json.loads(body), call)
+    except TooManyRecords as exc:
+        return error_response(str(exc), 413)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and JsonTooDeep are ValueErrors too
         return error_response(f"not a MinIO notification: {exc}", 400)
 
@@ -70,7 +102,9 @@ def receive_source_event(call: Call) -> flask.Response:
         return error_response(f"event over the {config.max_event_bytes}-byte limit", 413)
     try:  # InvalidEvent is a ValueError too
         (event,) = parse_http(request.headers, body, max_bytes=config.max_event_bytes, allow_batch=False)
-        return _publish(notification_of(event), config)
+        return _publish(notification_of(event), call)
+    except TooManyRecords as exc:
+        return error_response(str(exc), 413)
     except ValueError as exc:
         return error_response(f"not a RabbitmqSource event with a MinIO notification: {exc}", 400)
 
@@ -82,24 +116,41 @@ def _trace_parent(event: CloudEvent) -> str | None:
     return uploaded if tracing.parse(uploaded) is not None else event.get(tracing.TRACEPARENT)
 
 
-def _publish(notification: Any, config: Settings) -> flask.Response:
-    """Decode the notification (ValueError when malformed) and send its object events to the broker."""
-    events = cloudevents_from_notification(notification)
-    sink = config.sink
-    if events and not sink:
+def _publish(notification: Any, call: Call) -> flask.Response:
+    """Decode the notification (ValueError when malformed), check each change against the store and
+    send the ones it bears out to the broker."""
+    config = call.settings
+    decoded = decode_notification(notification)
+    skipped = list(decoded.skipped)
+    if decoded.changes and not config.sink:
         return error_response("K_SINK (the broker ingress) is not set", 503)
+    store: ObjectStore | None = call.client(open_store) if decoded.changes else None
+    events = []
+    for index, change in decoded.changes:
+        assert store is not None
+        try:
+            events.append(object_event(verified_change(change, store)))
+        except NotInStore as exc:
+            skipped.append(SkippedRecord(index, encode_key(change.key), str(exc)))
+        except (
+            Exception
+        ) as exc:  # the store is unreachable or failing (OSError, S3Error, urllib3): MinIO resends
+            log.warning("cannot check %s/%s against the store: %s", change.bucket, change.key, exc)
+            return error_response("the object store cannot be reached; send the notification again", 503)
+    for record in skipped:
+        log.warning("skipped record %d (key %r): %s", record.index, record.key, record.reason)
     published = []
     for event in events:
         # the publish is a hop of the object's trace: the event carries it, and so do the log lines
         with tracing.continued(_trace_parent(event), f"publish {event.type}") as hop:
             try:
-                send_event(sink or "", event.with_attributes(**{tracing.TRACEPARENT: hop}))
+                send_event(config.sink or "", event.with_attributes(**{tracing.TRACEPARENT: hop}))
             except SendError as exc:
                 log.warning("broker did not take %s: %s", event.id, exc)
                 return error_response("the broker did not take the events; send the notification again", 503)
             log.info("published %s for %s", event.type, event.subject)
             published.append(event.id)
-    return json_response({"published": published})
+    return json_response({"published": published, "skipped": [r.as_json() for r in skipped]})
 
 
 def liveness(call: Call) -> flask.Response:

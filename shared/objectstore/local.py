@@ -42,6 +42,7 @@ from shared.objectstore import (
 )
 
 META_DIR = ".meta"
+NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, APFS): the longest key segment this store holds
 TEMP_PREFIX = ".datafrost-tmp-"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _CHUNK = 1024 * 1024
@@ -80,10 +81,16 @@ class LocalObjectStore:
 
     def object_path(self, bucket: str, key: str) -> Path:
         check_key(key)
-        if any(is_temp_name(segment) for segment in key.split("/")):
+        segments = key.split("/")
+        if any(is_temp_name(segment) for segment in segments):
             raise InvalidKey(f"key {key!r} uses the reserved prefix {TEMP_PREFIX!r}")
+        longest = max(len(segment.encode()) for segment in segments)
+        if longest > NAME_MAX:
+            raise InvalidKey(
+                f"key has a {longest}-byte segment; this store holds at most {NAME_MAX} per segment"
+            )
         base = self.bucket_path(bucket)
-        path = base.joinpath(*key.split("/"))
+        path = base.joinpath(*segments)
         # A symlinked folder inside the bucket could still lead elsewhere: refuse to go through it.
         if not path.parent.resolve().is_relative_to(base.resolve()):
             raise InvalidKey(f"key {key!r} leads out of bucket {bucket!r} (through a symlink)")

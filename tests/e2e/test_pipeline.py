@@ -17,7 +17,7 @@ from pipeline.events import image_id
 from pipeline.minio_codec import ObjectRef, notification_for
 from shared.objectstore.s3 import S3ObjectStore
 from tests.support import images
-from tests.support.platform import DevProcess
+from tests.support.platform import DevProcess, storage_events_headers
 
 STORED = (1200, 800)  # the JPEG's pixels as stored; EXIF orientation 6 shows them as 800 x 1200
 
@@ -157,7 +157,7 @@ def test_upload_refuses_bad_input_with_a_clear_error(
 
 def _notify(dev: DevProcess, envelope: dict[str, Any]) -> None:
     response = dev.request(
-        "POST", "/storage-events/", body=json.dumps(envelope), headers={"Content-Type": "application/json"}
+        "POST", "/storage-events/", body=json.dumps(envelope), headers=storage_events_headers(dev.data_dir)
     )
     assert response.status == 200, response.data
 

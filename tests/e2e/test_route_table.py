@@ -20,7 +20,7 @@ from functions.registry import GATEWAY_ROUTES, all_specs, on_gateway
 from functions.spec import PUBLIC, Route
 from shared.auth.identity import ADMIN, EDITOR, SERVICE, VIEWER, Identity
 from tests.support import images
-from tests.support.platform import DevProcess, add_dev_users, dev_token_headers
+from tests.support.platform import DevProcess, add_dev_users, dev_token_headers, storage_events_headers
 
 http = urllib3.PoolManager(retries=False)
 
@@ -130,7 +130,13 @@ def samples(dev: DevProcess) -> dict[tuple[str, str, str], Request]:
         ("dead-letters", "DELETE", "/<letter_id>"): Request("/no-such-letter", expect=404),
         ("dead-letters", "POST", "/<letter_id>/replay"): Request("/no-such-letter/replay", expect=404),
         ("event-display", "GET", "/events"): Request("/events", expect=200),
-        ("storage-events", "POST", "/"): Request("/", b'{"Records": []}', json_headers, expect=200),
+        # MinIO's webhook token, never a JWT: a caller whose JWT replaces it is refused by the function
+        ("storage-events", "POST", "/"): Request(
+            "/",
+            b'{"Records": []}',
+            storage_events_headers(dev.data_dir),
+            expect=lambda caller: 200 if caller.user is None else 401,
+        ),
         ("storage-events", "HEAD", "/"): Request("/", expect=200),
         ("storage-events", "POST", "/rabbitmq"): Request("/rabbitmq", b"not an event", expect=400),
         ("upload", "POST", "/"): Request("/", b"", expect=400),  # allowed, then refused: empty

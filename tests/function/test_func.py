@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import urllib3
 
 from function.func import call_wsgi, new, wsgi_environ
 from pipeline.minio_codec import notification_for
-from shared.objectstore import ObjectInfo
+from shared.objectstore.local import LocalObjectStore
 from tests.support.functions import FuncServed
 from tests.support.sink import Sink
 
@@ -27,9 +27,14 @@ def broker() -> Iterator[Sink]:
 
 
 @pytest.fixture(scope="module")
-def served(broker: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("func")
+
+
+@pytest.fixture(scope="module")
+def served(broker: Sink, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """storage-events as its Knative Service runs it: FUNCTION_SOURCE relative, K_SINK from the binding."""
-    env = {"K_SINK": broker.url, "DATAFROST_DATA_DIR": str(tmp_path_factory.mktemp("func"))}
+    env = {"K_SINK": broker.url, "DATAFROST_DATA_DIR": str(data_dir)}
     function = FuncServed("storage-events", env, tmp_path_factory.mktemp("log") / "func.log")
     yield function.url
     function.stop()
@@ -43,12 +48,14 @@ def test_func_health_and_the_functions_own_routes(served: str) -> None:
     assert wrong.status == 405 and "error" in json.loads(wrong.data)
 
 
-def test_a_notification_through_the_func_entry_reaches_the_broker(served: str, broker: Sink) -> None:
-    moment = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+def test_a_notification_through_the_func_entry_reaches_the_broker(
+    served: str, broker: Sink, data_dir: Path
+) -> None:
     key = "func/a b+c.jpg"
+    info = LocalObjectStore(data_dir / "buckets").put("uploads", key, b"data", "image/jpeg")
     body = notification_for(
-        "s3:ObjectCreated:Put", ObjectInfo("uploads", key, 4, "e1", "image/jpeg", moment, {}), "1A"
-    )
+        "s3:ObjectCreated:Put", info, "1A"
+    )  # storage-events publishes what the store holds
     response = http.request(
         "POST", served + "/", body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -18,7 +19,7 @@ from eventing.cloudevent import CloudEvent
 from localplatform.minio_amqp import MinioAmqpSource
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
-from shared.objectstore import ObjectInfo
+from shared.objectstore.local import LocalObjectStore
 from tests.support.functions import ServedFunction
 from tests.support.sink import Sink, status
 
@@ -34,10 +35,17 @@ def broker() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def storage_events(broker: Sink) -> Iterator[ServedFunction]:
+def store(tmp_path: Path) -> LocalObjectStore:
+    """The store storage-events checks each notification against."""
+    return LocalObjectStore(tmp_path / "buckets")
+
+
+@pytest.fixture
+def storage_events(broker: Sink, tmp_path: Path) -> Iterator[ServedFunction]:
     """storage-events in its own process (auth off: tokens are the platform's business, tested in
     tests/e2e), its K_SINK a real sink standing in for the broker ingress."""
-    served = ServedFunction("storage-events", {"K_SINK": broker.url, "DATAFROST_AUTH": "off"})
+    env = {"K_SINK": broker.url, "DATAFROST_AUTH": "off", "DATAFROST_DATA_DIR": str(tmp_path)}
+    served = ServedFunction("storage-events", env)
     yield served
     served.stop()
 
@@ -97,9 +105,10 @@ def minio_publish(channel: BlockingChannel, exchange: str, body: dict[str, Any] 
     channel.basic_publish(exchange, ROUTING_KEY, raw, properties)
 
 
-def created(key: str) -> dict[str, Any]:
+def created(store: LocalObjectStore, key: str) -> dict[str, Any]:
+    """MinIO's notification of `key`, written into the store (storage-events publishes what it holds)."""
     moment = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-    info = ObjectInfo("uploads", key, 3, "etag", "image/png", moment, {})
+    info = store.put("uploads", key, b"png", "image/png")
     return notification_for("s3:ObjectCreated:Put", info, "17CE1A2B3C4D5E6F", event_time=moment)
 
 
@@ -108,25 +117,35 @@ def queue_depth(channel: BlockingChannel, queue: str) -> int:
 
 
 def test_notifications_reach_the_broker_through_storage_events(
-    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
+    sources: Callable[[], MinioAmqpSource],
+    channel: BlockingChannel,
+    names: tuple[str, str],
+    broker: Sink,
+    store: LocalObjectStore,
 ) -> None:
     sources()
-    minio_publish(channel, names[0], created("a b/c.png"))
+    minio_publish(channel, names[0], created(store, "a b/c.png"))
     minio_publish(
         channel, names[0], notification_for("s3:ObjectRemoved:Delete", ObjectRef("uploads", "old.png"), "1")
     )
     first, second = published(broker, 2)
     assert (first.type, first.subject, first.get("bucket")) == (OBJECT_CREATED, "a b/c.png", "uploads")
     assert (second.type, second.subject) == (OBJECT_REMOVED, "old.png")
-    assert first.id == cloudevents_from_notification(created("a b/c.png"))[0].id  # the webhook's id too
+    assert (
+        first.id == cloudevents_from_notification(created(store, "a b/c.png"))[0].id
+    )  # the webhook's id too
 
 
 def test_a_failed_publish_is_requeued_and_retried(
-    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
+    sources: Callable[[], MinioAmqpSource],
+    channel: BlockingChannel,
+    names: tuple[str, str],
+    broker: Sink,
+    store: LocalObjectStore,
 ) -> None:
     broker.answer = lambda event, n: status(503 if n <= 2 else 202)  # storage-events answers 503 twice
     sources()
-    minio_publish(channel, names[0], created("retry.png"))
+    minio_publish(channel, names[0], created(store, "retry.png"))
     attempts = published(broker, 3)
     assert [e.subject for e in attempts] == ["retry.png"] * 3 and len({e.id for e in attempts}) == 1
     time.sleep(0.2)
@@ -134,12 +153,16 @@ def test_a_failed_publish_is_requeued_and_retried(
 
 
 def test_a_malformed_message_is_dropped_and_the_next_goes_through(
-    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
+    sources: Callable[[], MinioAmqpSource],
+    channel: BlockingChannel,
+    names: tuple[str, str],
+    broker: Sink,
+    store: LocalObjectStore,
 ) -> None:
     sources()
     minio_publish(channel, names[0], b"not json")  # storage-events answers 400: never retried
     minio_publish(channel, names[0], {"Records": "nope"})
-    minio_publish(channel, names[0], created("fine.png"))
+    minio_publish(channel, names[0], created(store, "fine.png"))
     (event,) = published(broker, 1)
     assert event.subject == "fine.png"
     time.sleep(0.2)
@@ -147,21 +170,29 @@ def test_a_malformed_message_is_dropped_and_the_next_goes_through(
 
 
 def test_messages_sent_while_the_consumer_is_down_are_kept(
-    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
+    sources: Callable[[], MinioAmqpSource],
+    channel: BlockingChannel,
+    names: tuple[str, str],
+    broker: Sink,
+    store: LocalObjectStore,
 ) -> None:
     sources().stop()
-    minio_publish(channel, names[0], created("while-down.png"))
+    minio_publish(channel, names[0], created(store, "while-down.png"))
     assert queue_depth(channel, names[1]) == 1
     sources()
     assert [e.subject for e in published(broker, 1)] == ["while-down.png"]
 
 
 def test_an_exchange_minio_made_is_used_as_it_is(
-    sources: Callable[[], MinioAmqpSource], channel: BlockingChannel, names: tuple[str, str], broker: Sink
+    sources: Callable[[], MinioAmqpSource],
+    channel: BlockingChannel,
+    names: tuple[str, str],
+    broker: Sink,
+    store: LocalObjectStore,
 ) -> None:
     channel.exchange_declare(names[0], "fanout", durable=False)  # MinIO's own choice of type/durability
     sources()
-    minio_publish(channel, names[0], created("fanout.png"))
+    minio_publish(channel, names[0], created(store, "fanout.png"))
     assert [e.subject for e in published(broker, 1)] == ["fanout.png"]
 
 

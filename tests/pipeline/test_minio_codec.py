@@ -217,8 +217,8 @@ def test_multiple_records_in_order() -> None:
 
 
 def test_a_key_a_cloudevent_string_cannot_hold_goes_in_data_only() -> None:
-    (event,) = cloudevents_from_notification(envelope(record(key="bell%07.jpg")))
-    assert event.subject is None and event.json()["key"] == "bell\x07.jpg"
+    (event,) = cloudevents_from_notification(envelope(record(key="next%C2%85line.jpg")))  # U+0085, C1
+    assert event.subject is None and event.json()["key"] == "next\x85line.jpg"
     canonical_attributes(event.attributes, from_json=False)
 
 
@@ -245,8 +245,6 @@ def _broken(path: str, value: Any) -> dict[str, Any]:
         (_broken("eventName", KeyError), "eventName"),
         (_broken("s3.bucket.name", ""), "s3.bucket.name"),
         (_broken("s3.object.key", KeyError), "s3.object.key"),
-        (_broken("s3.object.key", "bad%zzescape"), "escape"),
-        (_broken("s3.object.key", "%FF%FE"), "UTF-8"),
         (_broken("s3.object.size", "12"), "s3.object.size"),
         (_broken("s3.object.size", -1), "negative"),
         (_broken("s3", None), "s3.bucket.name"),

@@ -28,7 +28,7 @@ from shared.http_limits import BEHIND_PROXY, EDGE
 from shared.objectstore.local import LocalObjectStore
 from tests.support import images
 from tests.support.functions import FuncServed
-from tests.support.platform import DevProcess, add_dev_users, dev_token_headers
+from tests.support.platform import DevProcess, add_dev_users, dev_token_headers, storage_events_headers
 from tests.support.services import POSTGRES_URL, fresh_schema, require_service
 
 web = urllib3.PoolManager(retries=False)
@@ -342,7 +342,10 @@ def test_deep_json_at_the_broker_ingress_is_a_400(dev: DevProcess, content_type:
 
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_deep_json_at_storage_events_is_a_400(dev: DevProcess, channel: str) -> None:
-    webhook = call(dev, "POST", base(dev, "storage-events", channel) + "/", user=None, body=b'{"a":' * DEEP)
+    webhook = call(
+        dev, "POST", base(dev, "storage-events", channel) + "/", user=None, body=b'{"a":' * DEEP,
+        headers=storage_events_headers(dev.data_dir),  # `datafrost dev` always sets the webhook token
+    )  # fmt: skip
     assert refusal(webhook) == (400, "not a MinIO notification: JSON nested more than 64 levels deep")
     event = new_event(RABBITMQ_SOURCE_EVENT, "tests/inputs")
     headers, _ = to_binary(event)

@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from localplatform.processes import free_port
 from pipeline.minio_codec import notification_for
 from shared import tracing
-from shared.objectstore import ObjectInfo
+from shared.objectstore.local import LocalObjectStore
 from tests.support.sink import Sink
 
 http = urllib3.PoolManager(retries=False)
@@ -69,11 +69,12 @@ def receiver() -> Iterator[Receiver]:
     r.server.shutdown()
 
 
-def test_each_hop_is_a_span_and_the_published_event_is_its_child(receiver: Receiver) -> None:
+def test_each_hop_is_a_span_and_the_published_event_is_its_child(receiver: Receiver, tmp_path: Path) -> None:
     sink = Sink()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAFROST_", "OTEL_"))}
     env.update(K_SINK=sink.url, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="50")
+    env.update(DATAFROST_DATA_DIR=str(tmp_path))  # storage-events publishes what its store holds
     proc = subprocess.Popen(
         [sys.executable, "-m", "localplatform.serve", "storage-events", str(port)], env=env
     )
@@ -89,8 +90,7 @@ def test_each_hop_is_a_span_and_the_published_event_is_its_child(receiver: Recei
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         caller = tracing.new_traceparent()
-        moment = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-        info = ObjectInfo("uploads", "otel/a.jpg", 4, "e1", "image/jpeg", moment, {})
+        info = LocalObjectStore(tmp_path / "buckets").put("uploads", "otel/a.jpg", b"data", "image/jpeg")
         body = json.dumps(notification_for("s3:ObjectCreated:Put", info, "1B")).encode()
         answer = http.request("POST", url + "/", body=body, headers={"traceparent": caller})
         assert answer.status == 200, answer.data

@@ -144,6 +144,14 @@ def dev_token_headers(data_dir: Path) -> dict[str, str]:
     return {"X-Dev-Token-Secret": secret}
 
 
+def storage_events_headers(data_dir: Path) -> dict[str, str]:
+    """What MinIO (or the bucket watcher) sends storage-events: the webhook token `datafrost dev` made."""
+    from localplatform.auth_wiring import STORAGE_EVENTS_TOKEN_FILE
+
+    token = (data_dir / STORAGE_EVENTS_TOKEN_FILE).read_text().strip()
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
 def _address(args: tuple[str, ...]) -> str:
     """Where the gateway of `datafrost dev ARGS` is reached: its --host, or loopback for a wildcard."""
     host = args[args.index("--host") + 1] if "--host" in args else "127.0.0.1"

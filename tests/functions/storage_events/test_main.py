@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -17,7 +18,7 @@ from functions.storage_events.rabbitmq_source import RABBITMQ_SOURCE_EVENT
 from localplatform.processes import free_port
 from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
 from pipeline.minio_codec import ObjectRef, cloudevents_from_notification, notification_for
-from shared.objectstore import ObjectInfo
+from shared.objectstore.local import LocalObjectStore
 from tests.support.functions import ServedFunction
 from tests.support.sink import Sink, status
 
@@ -29,8 +30,12 @@ class Served(ServedFunction):
     """storage-events with its K_SINK at `sink_url`; with auth off unless asked (the service role of
     /rabbitmq is checked by the function itself: test_the_rabbitmq_route_needs_the_service_role)."""
 
-    def __init__(self, sink_url: str, token: str | None, auth: bool = False) -> None:
-        env = {"K_SINK": sink_url, "DATAFROST_AUTH": "on" if auth else "off"}
+    def __init__(self, sink_url: str, token: str | None, data_dir: Path, auth: bool = False) -> None:
+        env = {
+            "K_SINK": sink_url,
+            "DATAFROST_AUTH": "on" if auth else "off",
+            "DATAFROST_DATA_DIR": str(data_dir),
+        }
         env["DATAFROST_STORAGE_EVENTS_TOKEN"] = token or ""  # empty: no token required
         super().__init__("storage-events", env)
 
@@ -50,15 +55,26 @@ def broker() -> Iterator[Sink]:
 
 
 @pytest.fixture(scope="module")
-def served(broker: Sink) -> Iterator[Served]:
-    server = Served(broker.url, token=None)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data dir of the module's servers: their store holds the objects notified."""
+    return tmp_path_factory.mktemp("storage-events")
+
+
+@pytest.fixture(scope="module")
+def store(data_dir: Path) -> LocalObjectStore:
+    return LocalObjectStore(data_dir / "buckets")
+
+
+@pytest.fixture(scope="module")
+def served(broker: Sink, data_dir: Path) -> Iterator[Served]:
+    server = Served(broker.url, token=None, data_dir=data_dir)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def guarded(broker: Sink) -> Iterator[Served]:
-    server = Served(broker.url, token=TOKEN)
+def guarded(broker: Sink, data_dir: Path) -> Iterator[Served]:
+    server = Served(broker.url, token=TOKEN, data_dir=data_dir)
     yield server
     server.stop()
 
@@ -79,19 +95,22 @@ def arrived(broker: Sink, subject: str, count: int, timeout: float = 10.0) -> li
         time.sleep(0.02)
 
 
-def created(key: str, sequencer: str = "17CE1A2B3C4D5E6F") -> dict[str, Any]:
+def created(store: LocalObjectStore, key: str, sequencer: str = "17CE1A2B3C4D5E6F") -> dict[str, Any]:
+    """MinIO's notification of `key`, written into the store first (only what it holds is published)."""
     moment = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
-    info = ObjectInfo("uploads", key, 4, "etag1", "image/jpeg", moment, {"owner": "alice"})
+    info = store.put("uploads", key, b"jpeg", "image/jpeg", {"owner": "alice"})
     return notification_for("s3:ObjectCreated:Put", info, sequencer, event_time=moment)
 
 
-def test_a_notification_reaches_the_broker_as_cloudevents(served: Served, broker: Sink, key: str) -> None:
-    body = created(key)
+def test_a_notification_reaches_the_broker_as_cloudevents(
+    served: Served, broker: Sink, key: str, store: LocalObjectStore
+) -> None:
+    body = created(store, key)
     response = served.post(body)
     assert response.status == 200
     (event,) = arrived(broker, key, 1)
     expected = cloudevents_from_notification(body)[0]
-    assert json.loads(response.data) == {"published": [expected.id]}
+    assert json.loads(response.data) == {"published": [expected.id], "skipped": []}
     assert (event.type, event.subject, event.get("bucket")) == (OBJECT_CREATED, key, "uploads")
     assert (event.id, event.source, event.get("time")) == (
         expected.id,
@@ -101,10 +120,13 @@ def test_a_notification_reaches_the_broker_as_cloudevents(served: Served, broker
     assert event.json()["user_metadata"] == {"owner": "alice"}
 
 
-def test_a_redelivered_notification_has_the_same_id(served: Served, broker: Sink, key: str) -> None:
-    body = created(key)
+def test_a_redelivered_notification_has_the_same_id(
+    served: Served, broker: Sink, key: str, store: LocalObjectStore
+) -> None:
+    body = created(store, key)
     assert served.post(body).status == 200
     assert served.post(body).status == 200
+    store.delete("uploads", key)  # a removal is published once the object is gone
     removal = notification_for("s3:ObjectRemoved:Delete", ObjectRef("uploads", key), "17CE1A2B3C4D5E70")
     assert served.post(removal).status == 200
     first, again, removed = arrived(broker, key, 3)
@@ -112,28 +134,32 @@ def test_a_redelivered_notification_has_the_same_id(served: Served, broker: Sink
     assert (first.type, removed.type) == (OBJECT_CREATED, OBJECT_REMOVED)
 
 
-def test_ignored_event_names_publish_nothing(served: Served, broker: Sink, key: str) -> None:
-    body = created(key)
+def test_ignored_event_names_publish_nothing(
+    served: Served, broker: Sink, key: str, store: LocalObjectStore
+) -> None:
+    body = created(store, key)
     body["Records"][0]["eventName"] = body["EventName"] = "s3:ObjectCreated:PutTagging"
     response = served.post(body)
-    assert response.status == 200 and json.loads(response.data) == {"published": []}
-    assert served.post(created(key)).status == 200  # a later event arrives: the ignored one never did
+    assert response.status == 200 and json.loads(response.data) == {"published": [], "skipped": []}
+    assert served.post(created(store, key)).status == 200  # a later event arrives: the ignored one never did
     (event,) = arrived(broker, key, 1)
     assert event.json()["event_name"] == "s3:ObjectCreated:Put"
 
 
-def test_the_token_is_required_when_set(guarded: Served, broker: Sink, key: str) -> None:
+def test_the_token_is_required_when_set(
+    guarded: Served, broker: Sink, key: str, store: LocalObjectStore
+) -> None:
     for headers in (
         {},
         {"Authorization": "Bearer wrong"},
         {"Authorization": TOKEN},
         {"Authorization": f"Basic {TOKEN}"},
     ):
-        response = guarded.post(created(key), headers)
+        response = guarded.post(created(store, key), headers)
         assert response.status == 401
         assert "error" in json.loads(response.data) and TOKEN not in response.data.decode()
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert guarded.post(created(key), {"Authorization": f"Bearer {TOKEN}"}).status == 200
+    assert guarded.post(created(store, key), {"Authorization": f"Bearer {TOKEN}"}).status == 200
     assert len(arrived(broker, key, 1)) == 1
 
 
@@ -162,10 +188,12 @@ def test_other_methods_and_paths(served: Served) -> None:
     assert http.request("GET", served.url + "/readyz").status == 200
 
 
-def test_a_broker_that_fails_makes_minio_retry(served: Served, broker: Sink, key: str) -> None:
+def test_a_broker_that_fails_makes_minio_retry(
+    served: Served, broker: Sink, key: str, store: LocalObjectStore
+) -> None:
     broker.answer = lambda event, n: status(500 if event.subject == key and n == 1 else 202)
     try:
-        body = created(key)
+        body = created(store, key)
         failed = served.post(body)
         assert failed.status == 503 and "error" in json.loads(failed.data)
         assert served.post(body).status == 200  # MinIO sends it again: the same id reaches the broker
@@ -190,14 +218,16 @@ def source_event(notification: Any, event_type: str = RABBITMQ_SOURCE_EVENT) -> 
     return headers, json.dumps(notification).encode()
 
 
-def test_a_rabbitmq_source_event_publishes_like_the_webhook(guarded: Served, broker: Sink, key: str) -> None:
+def test_a_rabbitmq_source_event_publishes_like_the_webhook(
+    guarded: Served, broker: Sink, key: str, store: LocalObjectStore
+) -> None:
     """No static token on this route (the gateway requires the service role; the source is in-cluster)."""
-    body = created(key)
+    body = created(store, key)
     headers, raw = source_event(body)
     response = http.request("POST", guarded.url + "/rabbitmq", body=raw, headers=headers)
     assert response.status == 200, response.data
     (event,) = arrived(broker, key, 1)
-    assert json.loads(response.data) == {"published": [event.id]}
+    assert json.loads(response.data) == {"published": [event.id], "skipped": []}
     assert event.id == cloudevents_from_notification(body)[0].id  # the webhook's id: dedupe works across both
     assert (event.type, event.get("bucket")) == (OBJECT_CREATED, "uploads")
 
@@ -218,28 +248,34 @@ def test_a_bad_rabbitmq_source_event_is_400(
     assert response.status == 400 and reason in json.loads(response.data)["error"]
 
 
-def test_the_rabbitmq_route_needs_a_cloudevent_by_post(served: Served, key: str) -> None:
-    not_an_event = http.request("POST", served.url + "/rabbitmq", body=json.dumps(created(key)).encode())
+def test_the_rabbitmq_route_needs_a_cloudevent_by_post(
+    served: Served, key: str, store: LocalObjectStore
+) -> None:
+    not_an_event = http.request(
+        "POST", served.url + "/rabbitmq", body=json.dumps(created(store, key)).encode()
+    )
     assert not_an_event.status == 400 and "specversion" in json.loads(not_an_event.data)["error"]
     assert http.request("GET", served.url + "/rabbitmq").status == 405
 
 
-def test_the_rabbitmq_route_needs_the_service_role(broker: Sink, key: str) -> None:
-    server = Served(broker.url, token=None, auth=True)
+def test_the_rabbitmq_route_needs_the_service_role(broker: Sink, key: str, store: LocalObjectStore) -> None:
+    server = Served(broker.url, token=None, data_dir=store.root.parent, auth=True)
     try:
-        headers, raw = source_event(created(key))
+        headers, raw = source_event(created(store, key))
         anonymous = http.request("POST", server.url + "/rabbitmq", body=raw, headers=headers)
         assert anonymous.status == 401 and "authentication required" in json.loads(anonymous.data)["error"]
         forged = {**headers, "Authorization": "Bearer not.a.token"}
         assert http.request("POST", server.url + "/rabbitmq", body=raw, headers=forged).status == 401
-        assert server.post(created(key)).status == 200  # the webhook route stays public (MinIO's own token)
+        assert (
+            server.post(created(store, key)).status == 200
+        )  # the webhook route stays public (MinIO's own token)
     finally:
         server.stop()
 
 
-def test_an_unreachable_broker_is_503(key: str) -> None:
-    server = Served(f"http://127.0.0.1:{free_port()}/", token=None)
+def test_an_unreachable_broker_is_503(key: str, store: LocalObjectStore) -> None:
+    server = Served(f"http://127.0.0.1:{free_port()}/", token=None, data_dir=store.root.parent)
     try:
-        assert server.post(created(key)).status == 503
+        assert server.post(created(store, key)).status == 503
     finally:
         server.stop()

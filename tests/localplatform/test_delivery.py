@@ -24,8 +24,8 @@ from eventing.cloudevent import CloudEvent, new_event
 from eventing.http_codec import to_binary, to_structured
 from eventing.trigger import BackoffPolicy, DeliverySpec, Trigger
 from localplatform.broker.base import Broker
-from localplatform.broker.memory import MemoryBroker
 from localplatform.broker.rabbitmq import RabbitMQBroker
+from tests.support.brokers import BACKENDS, started_broker
 from tests.support.sink import Answer, Received, Sink, status
 
 TYPE = "io.datafrost.test.delivery"
@@ -36,20 +36,9 @@ UNDELIVERABLE = "datafrost_broker_events_dead_lettered_total"
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+@pytest.fixture(params=BACKENDS)
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    name = f"test-{uuid4().hex[:8]}"
-    if request.param == "memory":
-        memory = MemoryBroker(name)
-        yield memory
-        memory.close()
-        return
-    rabbit = RabbitMQBroker(request.getfixturevalue("amqp_url"), name=name)
-    try:
-        yield rabbit
-    finally:
-        rabbit.close()
-        rabbit.delete_topology()
+    yield from started_broker(request, "test")
 
 
 @pytest.fixture

@@ -35,11 +35,11 @@ from eventing.trigger import DeliverySpec, Trigger
 from functions.registry import all_specs
 from functions.spec import UNORDERED_PARALLELISM
 from localplatform.broker.base import Broker
-from localplatform.broker.memory import MemoryBroker
 from localplatform.broker.rabbitmq import RabbitMQBroker
 from localplatform.runner import function_triggers
 from pipeline import events
 from shared.settings import from_env
+from tests.support.brokers import BACKENDS, started_broker
 from tests.support.sink import Sink, status
 
 TYPE = "io.datafrost.test.nostall"
@@ -53,20 +53,9 @@ IMAGE_FUNCTIONS = ("inspect", "thumbnail")
 FAILURE_BODY = b"upstream unavailable"
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+@pytest.fixture(params=BACKENDS)
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    name = f"test-nostall-{uuid4().hex[:8]}"
-    if request.param == "memory":
-        memory = MemoryBroker(name)
-        yield memory
-        memory.close()
-        return
-    rabbit = RabbitMQBroker(request.getfixturevalue("amqp_url"), name=name)
-    try:
-        yield rabbit
-    finally:
-        rabbit.close()
-        rabbit.delete_topology()
+    yield from started_broker(request, "test-nostall")
 
 
 class Journal:

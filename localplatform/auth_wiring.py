@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from functions.registry import served_by
+from functions.spec import Serves
 from shared.auth.dev_issuer import DevRealm, ensure_dev_realm, mint_service_token, mint_token
 from shared.settings import Settings
 
@@ -52,9 +54,10 @@ def prepare_auth(config: Settings, public_url: str, internal_url: str, data_dir:
         return AuthSetup({}, None)
     if not config.auth_dev_issuer:  # a real identity provider: its settings are already in the environment
         return AuthSetup({DEV_ISSUER_VARIABLE: "off"}, None)
-    issuer = config.auth_issuer or f"{public_url}/authz/realms/{DEV_REALM}"
+    issuer_path = "/" + served_by(Serves.TOKEN_ISSUER)[0].name  # the function serving the realms
+    issuer = config.auth_issuer or f"{public_url}{issuer_path}/realms/{DEV_REALM}"
     realm = ensure_dev_realm(data_dir, issuer, audience=config.auth_audience, client=config.auth_client)
-    realm_path = issuer.split("/authz", 1)[1] if "/authz/" in issuer else f"/realms/{DEV_REALM}"
+    realm_path = issuer.split(issuer_path, 1)[1] if issuer_path + "/" in issuer else f"/realms/{DEV_REALM}"
     env = {
         "DATAFROST_PRESIGN_SECRET": config.presign_secret
         or _local_secret(data_dir / "auth" / "presign-secret"),

@@ -53,7 +53,6 @@ HOP_BY_HOP = frozenset(
 )
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 PROXY_TIMEOUT = urllib3.Timeout(connect=5.0, read=300.0)
-GATEWAY_OWN_PATHS = frozenset({"/healthz", "/metrics", "/functions", BROKER_PATH, BROKER_PATH + "/"})
 
 
 def error(message: str, status: int) -> Response:
@@ -195,13 +194,7 @@ class Gateway:
 
     # -- broker ---------------------------------------------------------------------------------
     def ingress(self, request: Request) -> Response:
-        if request.method != "POST":
-            return Response(
-                error_body("the broker ingress accepts CloudEvents by POST"),
-                405,
-                {"Allow": "POST"},
-                mimetype="application/json",
-            )
+        """POST only: the route table answers 405 to any other method before this runs."""
         try:
             events = parse_http(request.headers, request.get_data(), max_bytes=self.max_event_bytes)
         except EventTooLarge as exc:
@@ -307,13 +300,8 @@ class Gateway:
     def function_of(self, host: str, path: str) -> str | None:
         """The function a request for `host` and `path` reaches through this gateway, as `route` decides;
         None for the gateway's own routes (broker ingress, trigger API, health, metrics) and no route."""
-        by_host = self._function_from_host(host)
-        if by_host is not None:
-            return by_host
-        if path in GATEWAY_OWN_PATHS or path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/"):
-            return None
-        name = path.lstrip("/").partition("/")[0]
-        return name if name in self.processes.functions else None
+        name = gateway_path(host, path, self.processes.functions).lstrip("/").partition("/")[0]
+        return name if name in self.processes.functions else None  # no function has a gateway path's name
 
     def cluster_local(self, trigger: Trigger) -> Trigger:
         """Sinks on this platform's public gateway are reached on the internal listener instead, as

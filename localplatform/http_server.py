@@ -12,7 +12,6 @@ request line or headers too large, a malformed request) are JSON like every othe
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -123,7 +122,6 @@ class HttpServer:
         self._server.header_limits = limits
         self._server.prepare()  # binds and listens: an OSError here (port in use) is the caller's
         self.port = int(self._server.bind_addr[1])
-        self._served = threading.Event()
         self._shut = False
 
     def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -131,10 +129,9 @@ class HttpServer:
         return self.app(environ, start_response)
 
     def serve_forever(self) -> None:
-        self._served.set()
         self._server.serve()
 
-    def shutdown(self, serving: bool = True) -> None:
+    def shutdown(self) -> None:
         """Stop accepting, close the listening socket, let running requests finish (a few seconds)."""
         if self._shut:
             return

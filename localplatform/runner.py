@@ -191,7 +191,7 @@ class DevPlatform:
             part.stop()
         for server in (self.server, self.internal_server):
             if server is not None:
-                server.shutdown(serving=bool(self._threads))
+                server.shutdown()
         if self.broker is not None:
             self.broker.close()
         if self.processes is not None:

@@ -1,42 +1,31 @@
-"""The embedded broker: in-memory queues per trigger, like Knative's InMemoryChannel (not durable)."""
+"""The in-memory broker: queues per trigger in this process, like Knative's InMemoryChannel.
+
+Not durable: what is queued when the process stops is gone. For tests and the benchmark
+(`--broker memory`); `datafrost dev` defaults to the durable local broker (`broker/durable.py`).
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from eventing.cloudevent import CloudEvent
 from eventing.trigger import Trigger
-from localplatform.broker.base import Broker
-from localplatform.broker.work_queue import WorkQueue
-from localplatform.delivery import Delivery, Pending
+from localplatform.broker.queued import QueuedBroker, TriggerQueue
+from localplatform.delivery import Delivery
 from shared import metrics
 
 log = logging.getLogger("datafrost.broker.memory")
 
 
-@dataclass
-class _TriggerQueue:
-    trigger: Trigger
-    work: WorkQueue[Delivery] = field(default_factory=WorkQueue)
-    workers: list[threading.Thread] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)  # removed, or the broker is closing
-
-
-class MemoryBroker(Broker):
-    """Events live in memory until delivered; `parallelism` workers per trigger.
-
-    With parallelism 1 (FIFO) the worker waits out each backoff itself: nothing behind a retrying event
-    overtakes it, which is the price of order. With more, a retrying event waits in the trigger's
-    `WorkQueue` holding no worker, and the others are delivered meanwhile.
-    """
+class MemoryBroker(QueuedBroker):
+    """Events live in memory until delivered. A replaced trigger's old threads drain its old backlog
+    (retries too) under the old definition until the broker closes."""
 
     def __init__(self, name: str = "default") -> None:
         super().__init__(name)
-        self._queues: dict[str, _TriggerQueue] = {}
-        self._replaced: list[_TriggerQueue] = []  # their workers still drain the old backlog
+        self._queues: dict[str, TriggerQueue] = {}
+        self._replaced: list[TriggerQueue] = []  # their workers still drain the old backlog
 
     def _store(self, events: Sequence[CloudEvent]) -> None:
         with self._lock:
@@ -48,52 +37,22 @@ class MemoryBroker(Broker):
                     tq.work.put(Delivery(event, tq.trigger))
 
     def _start_trigger(self, trigger: Trigger, previous: Trigger | None) -> None:
-        tq = _TriggerQueue(trigger)
-        try:
-            for i in range(trigger.parallelism):
-                worker = threading.Thread(
-                    target=self._work, args=(tq,), name=f"trigger-{trigger.name}-{i}", daemon=True
-                )
-                worker.start()  # RuntimeError when the process may start no more threads
-                tq.workers.append(worker)
-        except BaseException:
-            tq.stop.set()  # the workers already started end at once: nothing of it keeps running
-            tq.work.abandon()
-            raise
-        self._queues[trigger.name] = tq
+        self._queues[trigger.name] = self._start_workers(trigger)
 
     def _stop_trigger(self, trigger: Trigger, purge: bool = False) -> None:
         tq = self._queues.pop(trigger.name)
         if not purge and len(tq.work):
             log.warning("trigger %s stopped with %d events undelivered", trigger.name, len(tq.work))
         if purge or self._stopping.is_set():
-            tq.stop.set()  # abandon retries in flight
-            tq.work.abandon()
+            self._halt(tq)
         else:
-            self._replaced.append(tq)  # the old workers drain the backlog (retries too) until close()
+            self._replaced.append(tq)
             tq.work.finish()
-
-    def _work(self, tq: _TriggerQueue) -> None:
-        in_order = tq.trigger.parallelism == 1
-        while (delivery := tq.work.get()) is not None:
-            if tq.stop.is_set():
-                return
-            try:
-                if in_order:  # FIFO: the retries hold the queue
-                    self.dispatcher.deliver(delivery, tq.stop)
-                else:
-                    step = self.dispatcher.step(delivery)
-                    if isinstance(step, Pending) and tq.work.put_later(delivery, step.delay):
-                        continue  # it waits out its backoff holding no worker
-            except Exception:
-                log.exception("delivery to trigger %s crashed", tq.trigger.name)
-            tq.work.done()
 
     def close(self) -> None:
         super().close()
         for tq in self._replaced:
-            tq.stop.set()
-            tq.work.abandon()
+            self._halt(tq)
 
     def backlog(self) -> dict[str, int]:
         with self._lock:

@@ -13,6 +13,7 @@ from types import FrameType
 from cli.common import CliError, print_table
 from functions.registry import BROKER_PATH, all_specs
 from localplatform.broker.base import BrokerUnavailable
+from localplatform.broker.durable import DurableBroker
 from localplatform.runner import DevOptions, DevPlatform
 from shared import logging as jsonlog
 from shared.auth.dev_issuer import dev_token_secret_path
@@ -25,7 +26,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, default=Path(".datafrost"))
     parser.add_argument(
-        "--broker", help="memory (default; or $DATAFROST_BROKER) or amqp://user:pass@host:5672/"
+        "--broker",
+        help="local (default; or $DATAFROST_BROKER): durable, in the data dir; memory: lost on exit; "
+        "or amqp://user:pass@host:5672/",
     )
     parser.add_argument(
         "--store",
@@ -47,6 +50,8 @@ def _print_startup(platform: DevPlatform) -> None:
     url = platform.public_url
     store = platform.settings.store.rsplit("@", 1)[-1]  # never print the credentials
     broker = platform.settings.broker_url.rsplit("@", 1)[-1]
+    if isinstance(platform.broker, DurableBroker):
+        broker = f"local, in {platform.broker.events.path}"
     print(f"DataFrost is running at {url}  (broker: {broker}, store: {store})")
     rows = [("FUNCTION", "KIND", "URL", "TRIGGERS")]
     for spec in platform.specs:

@@ -91,8 +91,10 @@ class FunctionProcess:
         return self.spec.max_body(from_env(dict(self._env)))
 
     def process_env(self) -> dict[str, str]:
-        """The runtime contract: K_SERVICE and PORT; K_SINK only where the spec uses it, as on Knative."""
+        """The runtime contract: K_SERVICE and PORT; K_SINK only where the spec uses it, as on Knative;
+        and this process's pid, so the function process ends with it (`localplatform.serve`)."""
         env = {**self._env, **self.spec.env, "K_SERVICE": self.spec.name, "PORT": str(self.port)}
+        env["DATAFROST_PARENT_PID"] = str(os.getpid())  # the process ends when this one dies
         if not self.spec.uses_sink:
             env.pop("K_SINK", None)
         return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import weakref
@@ -17,6 +18,7 @@ from functions.registry import BROKER_PATH, all_specs, dead_letter_sink, largest
 from functions.spec import FunctionSpec
 from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials, storage_events_token_env
 from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError
+from localplatform.broker.durable import DurableBroker
 from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
@@ -45,7 +47,16 @@ class DevOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def make_broker(url: str, name: str = "default", queue_type: str = "classic") -> Broker:
+BROKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def make_broker(url: str, data_dir: Path, name: str = "default", queue_type: str = "classic") -> Broker:
+    """`local`: the durable embedded broker, its queues in `<data_dir>/broker/<name>.sqlite3`;
+    `memory`: in memory only (tests, benchmarks); an amqp:// URL: RabbitMQ."""
+    if BROKER_NAME.fullmatch(name) is None:
+        raise ValueError(f"the broker name must be letters, digits, '.', '_' or '-', got {name!r}")
+    if url == "local":
+        return DurableBroker(data_dir / "broker" / f"{name}.sqlite3", name)
     if url == "memory":
         return MemoryBroker(name)
     if url.startswith(("amqp://", "amqps://")):
@@ -58,7 +69,7 @@ def make_broker(url: str, name: str = "default", queue_type: str = "classic") ->
         except (pika.exceptions.AMQPError, OSError) as exc:
             where = url.rsplit("@", 1)[-1]  # never print the credentials
             raise BrokerUnavailable(f"cannot connect to RabbitMQ at {where}: {type(exc).__name__}") from None
-    raise ValueError(f"--broker must be 'memory' or an amqp:// URL, got {url!r}")
+    raise ValueError(f"--broker must be 'local', 'memory' or an amqp:// URL, got {url!r}")
 
 
 def function_triggers(specs: tuple[FunctionSpec, ...], base_url: str, config: Settings) -> list[Trigger]:
@@ -114,7 +125,9 @@ class DevPlatform:
 
     def start(self) -> None:
         configured = self.settings
-        broker = make_broker(configured.broker_url, configured.broker_name, configured.amqp_queue_type)
+        broker = make_broker(
+            configured.broker_url, self.data_dir, configured.broker_name, configured.amqp_queue_type
+        )
         self.broker = broker
         store = TriggerStore(self.data_dir / "triggers.json")
         # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
@@ -155,6 +168,7 @@ class DevPlatform:
         for trigger in registry_triggers:
             broker.set_trigger(trigger)
         start_stored_triggers(broker, store, gateway)  # either listener's gateway judges alike
+        broker.log_unclaimed()
         self._storage = start_storage(settings, self.internal_url, self.data_dir, credentials)
         _LIVE.add(self)
         _register_queue_depth()

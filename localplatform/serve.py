@@ -7,7 +7,10 @@ the function's source and target, the same call func's entry makes on Knative); 
 (`localplatform.http_server`: the app sees the headers before the body, and the server's own refusals
 are JSON) serves it in this one process (functions-framework's default server is gunicorn, a master
 and a worker: two processes per function). It binds to loopback only and exits when the process that
-started it dies, so a killed `datafrost dev` leaves no orphans behind.
+started it dies (`DATAFROST_PARENT_PID`, set by the runner: a parent that died before this process
+looked is noticed too), so a killed `datafrost dev` leaves no orphans holding ports. A thread that
+watches the parent, not `PR_SET_PDEATHSIG`: that fires when the parent *thread* that started the
+process ends, and the runner starts functions from its request threads.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ DEFAULT_MAX_BODY = 1 << 30  # 1 GiB, when the runner names no limit
 THREADS = 16  # requests served at once; deliveries are bounded by each trigger's parallelism
 
 
+PARENT_POLL_SECONDS = 0.2
+
+
 def _exit_with_parent(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
-        time.sleep(0.5)
+        time.sleep(PARENT_POLL_SECONDS)
     os._exit(0)
 
 
@@ -39,7 +45,9 @@ def main(argv: list[str]) -> None:
     source = function_source(name)
     if not source.is_file():
         sys.exit(f"no function {name!r}: {source} does not exist")
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    parent = os.environ.get("DATAFROST_PARENT_PID", "")
+    parent_pid = int(parent) if parent.isdigit() else os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     os.environ.setdefault("K_SERVICE", name)
     os.environ["PORT"] = str(port)
 

@@ -63,8 +63,8 @@ class Settings:
     data_dir: Path
     log_level: str
     max_event_bytes: int
-    broker_url: str  # DATAFROST_BROKER (`datafrost dev --broker`): "memory" or amqp://...
-    broker_name: str  # names the broker's exchange and queues in RabbitMQ
+    broker_url: str  # DATAFROST_BROKER (`datafrost dev --broker`): "local" (durable), "memory" or amqp://...
+    broker_name: str  # names the broker's exchange and queues in RabbitMQ, its file in the data dir locally
     amqp_queue_type: str  # classic or quorum
     databases: Mapping[str, str]  # service -> URL, from DATAFROST_<SERVICE>_DB
     store: str  # "local" (the embedded store under the data dir) or http(s)://KEY:SECRET@HOST:PORT
@@ -223,7 +223,7 @@ def from_env(env: dict[str, str]) -> Settings:
         data_dir=Path(env.get("DATAFROST_DATA_DIR", ".datafrost")),
         log_level=env.get("DATAFROST_LOG_LEVEL", "INFO").upper(),
         max_event_bytes=_int(env, "DATAFROST_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
-        broker_url=env.get("DATAFROST_BROKER", "memory"),
+        broker_url=env.get("DATAFROST_BROKER", "local"),
         broker_name=env.get("DATAFROST_BROKER_NAME", "default"),
         amqp_queue_type=env.get("DATAFROST_AMQP_QUEUE_TYPE", "classic"),
         databases={

@@ -135,6 +135,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def _stop_trigger(self, trigger: Trigger, purge: bool = False) -> None: ...
 
+    def log_unclaimed(self) -> None:
+        """Once the platform has set its triggers: report events kept for triggers that are not set
+        (a durable backend keeps them; the others have none)."""
+        return None
+
     @abc.abstractmethod
     def backlog(self) -> dict[str, int]:
         """Events waiting per trigger (not yet acknowledged)."""

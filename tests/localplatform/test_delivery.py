@@ -1,9 +1,10 @@
-"""Delivery rules (DESIGN.md section 6) through real HTTP to a sink, on both broker backends.
+"""Delivery rules (DESIGN.md section 6) through real HTTP to a sink, on every broker backend.
 
-Every test runs against the embedded MemoryBroker and against a RabbitMQBroker with a fresh name (its
-own exchange and queues, deleted afterwards). Backoff delays are tens of milliseconds so the suite is
-fast; "not delivered" is checked with a sentinel event published afterwards on the same FIFO path
-wherever that is possible, instead of sleeping and hoping.
+Every test runs against the embedded MemoryBroker, the durable local broker (its SQLite file in
+tmp_path) and a RabbitMQBroker with a fresh name (its own exchange and queues, deleted afterwards).
+Backoff delays are tens of milliseconds so the suite is fast; "not delivered" is checked with a
+sentinel event published afterwards on the same FIFO path wherever that is possible, instead of
+sleeping and hoping.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from eventing.cloudevent import CloudEvent, new_event
 from eventing.http_codec import to_binary, to_structured
 from eventing.trigger import BackoffPolicy, DeliverySpec, Trigger
 from localplatform.broker.base import Broker
+from localplatform.broker.durable import DurableBroker
 from localplatform.broker.rabbitmq import RabbitMQBroker
 from tests.support.brokers import BACKENDS, started_broker
 from tests.support.sink import Answer, Received, Sink, status
@@ -280,7 +282,7 @@ def test_without_dead_letter_sink_the_event_is_counted_and_kept(broker: Broker, 
         lambda: sample(UNDELIVERABLE, trigger=trigger.name, outcome="undeliverable") == 1,
         "the undeliverable counter",
     )
-    if isinstance(broker, RabbitMQBroker):
+    if isinstance(broker, RabbitMQBroker | DurableBroker):  # they keep what was delivered nowhere
         wait_until(lambda: broker.dead_letter_count() == 1, "the event in the dead-letter queue")
     wait_idle(broker, trigger)
     assert len(sink.received) == 2
@@ -302,7 +304,7 @@ def test_failing_dead_letter_sink_counts_the_event_undeliverable(
         "the undeliverable counter",
     )
     assert sample(UNDELIVERABLE, trigger=trigger.name, outcome="dead_letter_sink") == 0
-    if isinstance(broker, RabbitMQBroker):
+    if isinstance(broker, RabbitMQBroker | DurableBroker):  # they keep what was delivered nowhere
         wait_until(lambda: broker.dead_letter_count() == 1, "the event in the dead-letter queue")
     assert ids(sink.received) == [sent.id]
 
@@ -321,7 +323,7 @@ def test_closing_while_dead_lettering_does_not_give_the_event_up(
     dead_letter_sink.wait_for(2)
     broker.close()
     assert sample(UNDELIVERABLE, trigger=trigger.name, outcome="undeliverable") == 0
-    if isinstance(broker, RabbitMQBroker):
+    if isinstance(broker, RabbitMQBroker | DurableBroker):  # durable backends
         assert broker.dead_letter_count() == 0
         assert broker.backlog() == {trigger.name: 1}  # back in its queue, to be redelivered
 

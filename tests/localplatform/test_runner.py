@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,12 +190,17 @@ def test_shutdown_leaves_no_function_processes(tmp_path: Path, sig: int) -> None
 def test_sigkill_of_the_runner_leaves_no_orphans(tmp_path: Path) -> None:
     platform = DevProcess(tmp_path / "data").start()
     platform.request("GET", "/event-display/healthz")
-    pid = platform.functions()["event-display"]["pid"]
+    platform.request("GET", "/dead-letters/healthz")
+    functions = platform.functions()
+    started = [(functions[name]["pid"], functions[name]["url"]) for name in ("event-display", "dead-letters")]
     platform.stop(signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while process_alive(pid) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid, _ in started) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not process_alive(pid)
+    assert not [pid for pid, _ in started if process_alive(pid)]
+    for _, url in started:  # their ports are free again
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))
 
 
 def test_metrics_and_json_logs(dev: DevProcess, sink: Sink) -> None:

@@ -11,9 +11,9 @@ with parallelism 1 the whole queue, until it is finished. DataFrost follows that
 is scheduled (localplatform/broker/work_queue.py), the worker moves on, and the message stays
 unacknowledged until its final outcome (so a crash redelivers it, as in the dispatcher).
 
-Every broker test runs on the embedded MemoryBroker and on a RabbitMQBroker of its own name (deleted
-afterwards), with real HTTP sinks. Nothing is timed: outcomes are compared by the order in which the
-sinks saw them.
+Every broker test runs on the embedded MemoryBroker, the durable local broker and a RabbitMQBroker of
+its own name (deleted afterwards), with real HTTP sinks. Nothing is timed: outcomes are compared by
+the order in which the sinks saw them.
 """
 
 from __future__ import annotations

@@ -110,10 +110,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         dev.stop()
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+@pytest.fixture(params=["local", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Platform]:
-    """The platform on the embedded broker, and on RabbitMQ with a broker of its own (deleted after)."""
-    if request.param == "memory":
+    """The platform on the default (durable local) broker, and on RabbitMQ with a broker of its own
+    (deleted after)."""
+    if request.param == "local":
         dev = DevProcess(tmp_path / "data").start()
         try:
             yield Platform(dev)

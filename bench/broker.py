@@ -9,9 +9,11 @@ that counts what it receives) and is timed from the first send until the sink ha
 - datafrost-rabbitmq: `DevPlatform` with the RabbitMQ broker (a unique broker name per run); N
   binary-mode CloudEvents POSTed to `/brokers/default` by `--clients` keep-alive threads, one
   trigger (`type = bench.event`) whose subscriber is the sink.
+- datafrost-local: the same with the default durable local broker (SQLite in the data dir).
 - datafrost-memory: the same with the in-memory broker (informational, not in the ratio).
 
-The last line is `ratio: X` = datafrost-rabbitmq events/s over baseline events/s. `--stages` adds
+The line before last is `local ratio: X` = datafrost-local events/s over baseline events/s; the
+last line is `ratio: X` = datafrost-rabbitmq events/s over baseline events/s. `--stages` adds
 ingress-only and dispatch-only rates (a backlog published with no consumer, then drained; the
 drain is timed from when the consumer is up).
 Only loopback addresses are used.
@@ -468,7 +470,7 @@ def print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def end_to_end(args: argparse.Namespace, sink: Sink, sender: Sender, workdir: Path) -> list[Tally]:
-    """All three systems up at once, measured in interleaved rounds."""
+    """All four systems up at once, measured in interleaved rounds."""
     with contextlib.ExitStack() as stack:
         baseline = Baseline(args.amqp_url, sink.url, args.prefetch)
         stack.callback(baseline.close)
@@ -479,12 +481,16 @@ def end_to_end(args: argparse.Namespace, sink: Sink, sender: Sender, workdir: Pa
         )
         create_trigger(rabbit, sink.url)
 
+        local = stack.enter_context(platform("local", workdir / "local", "bench-local"))
+        create_trigger(local, sink.url)
+
         memory = stack.enter_context(platform("memory", workdir / "memory", "bench-memory"))
         create_trigger(memory, sink.url)
 
         systems: list[tuple[Tally, Callable[[int, str], None]]] = [
             (Tally("baseline (pika+http)"), sender.amqp(args.amqp_url, baseline.queue, args.publishers)),
             (Tally("datafrost-rabbitmq"), sender.http(rabbit.internal_url, args.clients)),
+            (Tally("datafrost-local"), sender.http(local.internal_url, args.clients)),
             (Tally("datafrost-memory"), sender.http(memory.internal_url, args.clients)),
         ]
         for _, send in systems:  # connections, consumers and the sink warmed up
@@ -605,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
             ("stage (no consumer / backlog drain)", "ingress-only/s", "dispatch-only/s"),
             [(name, f"{a:.0f}", f"{d:.0f}") for name, a, d in stage_rows],
         )
-    baseline, rabbit = tallies[0], tallies[1]
+    baseline, rabbit, local = tallies[0], tallies[1], tallies[2]
+    print(f"local ratio: {local.rate / baseline.rate:.2f}")
     print(f"ratio: {rabbit.rate / baseline.rate:.2f}")
     return 0
 

@@ -70,13 +70,18 @@ class EventStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)  # writes: takes the exclusive lock now, not at the first publish
         except (OSError, sqlite3.Error) as exc:
-            raise StoreUnavailable(f"cannot open the broker's file {path}: {exc}") from None
+            reason = str(exc)
+            if "locked" in reason:
+                reason = "it is in use by another process (a `datafrost dev` on the same data dir?)"
+            raise StoreUnavailable(f"cannot open the broker's file {path}: {reason}") from None
 
     def add(self, rows: list[tuple[str, bytes]]) -> list[int]:
         """Insert (trigger, event) rows in one transaction; their seqs once committed."""
         with self._lock:
             if self._closed:
                 raise StoreUnavailable("the broker is shutting down")
+            if not rows:
+                return []
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 seqs = []

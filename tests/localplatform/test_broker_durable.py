@@ -68,7 +68,7 @@ def classify(accepted: list[str], received: list[str]) -> dict[str, int]:
 
 
 def test_a_backlog_left_at_close_is_delivered_in_order_after_reopening(
-    path: Path, opened: list[DurableBroker], sink: Sink
+    path: Path, opened: list[DurableBroker], sink: Sink, caplog: pytest.LogCaptureFixture
 ) -> None:
     release = threading.Event()
 
@@ -83,8 +83,11 @@ def test_a_backlog_left_at_close_is_delivered_in_order_after_reopening(
     first.publish(sent)
     sink.wait_for(1)  # the first is in flight, the rest queued
     release.set()
-    first.close()
-    assert first.backlog()["to-sink"] >= 28
+    with caplog.at_level(logging.INFO, logger="datafrost.broker.local"):
+        first.close()
+    waiting = first.backlog()["to-sink"]
+    assert waiting >= 29
+    assert f"{waiting} events wait in {path} for the next start (to-sink: {waiting})" in caplog.text
 
     sink.answer = lambda e, n: status(204)
     second = open_broker(opened, path)

@@ -295,3 +295,24 @@ def test_several_platforms_in_one_process_share_the_queue_depth_gauge(tmp_path: 
             platform.shutdown()
     after = samples(generate_latest(REGISTRY).decode())
     assert not any(name == "datafrost_broker_queue_depth" for name, _ in after)
+
+
+def test_make_broker_defaults_to_the_durable_local_broker(tmp_path: Path) -> None:
+    from localplatform.broker.durable import DurableBroker
+    from localplatform.broker.memory import MemoryBroker
+    from localplatform.runner import make_broker
+    from shared.settings import from_env
+
+    local = make_broker(from_env({}).broker_url, tmp_path, "mine")
+    try:
+        assert isinstance(local, DurableBroker)
+        assert local.events.path == tmp_path / "broker" / "mine.sqlite3" and local.events.path.is_file()
+    finally:
+        local.close()
+    memory = make_broker("memory", tmp_path)
+    assert isinstance(memory, MemoryBroker)
+    memory.close()
+    with pytest.raises(ValueError, match="'local', 'memory' or an amqp:// URL"):
+        make_broker("redis://x", tmp_path)
+    with pytest.raises(ValueError, match="broker name"):
+        make_broker("local", tmp_path, "../escape")

@@ -51,7 +51,7 @@ def _print_startup(platform: DevPlatform) -> None:
     store = platform.settings.store.rsplit("@", 1)[-1]  # never print the credentials
     broker = platform.settings.broker_url.rsplit("@", 1)[-1]
     if isinstance(platform.broker, DurableBroker):
-        broker = f"local, in {platform.broker.events.path}"
+        broker = f"local, in {_shown(platform.broker.events.path)}"
     print(f"DataFrost is running at {url}  (broker: {broker}, store: {store})")
     rows = [("FUNCTION", "KIND", "URL", "TRIGGERS")]
     for spec in platform.specs:
@@ -67,6 +67,14 @@ def _print_startup(platform: DevPlatform) -> None:
         secret = dev_token_secret_path(platform.data_dir)
         print(f"      (both send the dev token secret of {secret}: pass --data-dir from another folder)")
     sys.stdout.flush()
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the working directory when it is under it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def _env_for(args: argparse.Namespace) -> dict[str, str]:

@@ -20,6 +20,7 @@ import pytest
 from werkzeug.wrappers import Response
 
 from eventing.cloudevent import CloudEvent, new_event
+from eventing.http_codec import to_binary
 from eventing.trigger import DeliverySpec, Trigger
 from localplatform.broker.durable import DurableBroker
 from tests.support.durable_child import TYPE, sink_trigger
@@ -278,3 +279,44 @@ def make_sinks() -> Iterator[list[Sink]]:
     yield sinks
     for s in sinks:
         s.close()
+
+
+def test_a_delivery_whose_reply_was_not_stored_is_kept(
+    path: Path, opened: list[DurableBroker], sink: Sink
+) -> None:
+    """The reply is published before the delivery's row goes: when the broker refuses it (closing), the
+    event itself is delivered again on the next start, and its reply with it."""
+    reply = new_event("io.datafrost.test.reply", "/tests/replier", {"ok": True}, id="reply-1")
+    headers, body = to_binary(reply)
+    first = open_broker(opened, path)
+    closing = threading.Thread(target=first.close)
+    answered = threading.Event()
+
+    def reply_while_closing(e: CloudEvent, n: int) -> Response:
+        if n == 1:  # the broker starts closing before the subscriber answers
+            closing.start()
+            wait_until(first._stopping.is_set, "the broker to start closing")
+            answered.set()
+        return Response(body, status=200, headers=headers)
+
+    sink.answer = reply_while_closing
+    first.set_trigger(sink_trigger(sink.url, retry=3))
+    (sent,) = events(1)
+    first.publish([sent])
+    assert answered.wait(10)
+    closing.join(10)
+    assert first.backlog() == {"to-sink": 1}
+
+    replies = Sink()
+    try:
+        second = open_broker(opened, path)
+        second.set_trigger(
+            Trigger("replies", replies.url, {"type": reply.type}, DeliverySpec(3, "linear", 0.02))
+        )
+        second.set_trigger(sink_trigger(sink.url, retry=3))
+        (got,) = replies.wait_for(1)
+        assert got.event.id == reply.id
+        wait_until(lambda: second.backlog() == {"replies": 0, "to-sink": 0}, "both delivered")
+        assert sink.ids() == [sent.id, sent.id]
+    finally:
+        replies.close()

@@ -8,27 +8,16 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pika
 import pytest
 
 from eventing.cloudevent import new_event
 from eventing.http_codec import to_binary
-from localplatform.broker.rabbitmq import Topology
+from tests.support.brokers import delete_platform_broker
 from tests.support.platform import DevProcess
 from tests.support.sink import Sink, status
 
 pytestmark = pytest.mark.rabbitmq
 EVENTS = 2000
-
-
-def _delete_topology(amqp_url: str, topology: Topology, triggers: list[str]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for name in [*(topology.queue(t) for t in triggers), topology.dead_letter_queue]:
-        channel.queue_delete(name)
-    channel.exchange_delete(topology.exchange)
-    channel.exchange_delete(topology.dead_letter_exchange)
-    connection.close()
 
 
 def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, sink: Sink, amqp_url: str) -> None:
@@ -41,8 +30,9 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, sink: Sink, amqp_url
         return status(204)
 
     sink.answer = slow_ok  # type: ignore[assignment]
-    first = DevProcess(data_dir, "--broker", amqp_url, env=env).start()
+    first = DevProcess(data_dir, "--broker", amqp_url, env=env)
     try:
+        first.start()  # inside: a start that fails half-way still has its queues deleted
         created = first.cli(
             "trigger", "create", "to-sink", "--filter", "type=io.test.noloss", "--sink", sink.url
         )
@@ -77,4 +67,4 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, sink: Sink, amqp_url
     finally:
         if first.proc and first.proc.poll() is None:
             first.stop()
-        _delete_topology(amqp_url, Topology(broker_name), ["to-sink"])
+        delete_platform_broker(amqp_url, broker_name, ["to-sink"])  # the registry's queues too

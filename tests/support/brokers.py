@@ -3,7 +3,7 @@ deleted afterwards)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from uuid import uuid4
 
 import pytest
@@ -24,9 +24,38 @@ def started_broker(request: pytest.FixtureRequest, prefix: str) -> Iterator[Brok
         yield memory
         memory.close()
         return
-    rabbit = RabbitMQBroker(request.getfixturevalue("amqp_url"), name=name)
+    amqp_url = request.getfixturevalue("amqp_url")
+    rabbit = RabbitMQBroker(amqp_url, name=name)
     try:
         yield rabbit
     finally:
-        rabbit.close()
-        rabbit.delete_topology()
+        declared = [t.name for t in rabbit.triggers()]  # a removed trigger's queue went with it
+        try:
+            rabbit.close()
+        finally:
+            delete_platform_broker(amqp_url, name, declared)
+
+
+def delete_platform_broker(amqp_url: str, name: str, triggers: Iterable[str] = ()) -> None:
+    """Delete everything a `datafrost dev --broker amqp://...` under DATAFROST_BROKER_NAME=`name` may
+    have declared: the queue of every registry trigger and of `triggers` (the test's own), the
+    dead-letter queue, the MinIO source's queue and both exchanges. Deleting what does not exist is a
+    no-op in RabbitMQ, so this is safe from a `finally` whatever point the test reached."""
+    import pika
+
+    from functions.registry import all_specs
+    from localplatform.broker.rabbitmq import Topology
+
+    topology = Topology(name)
+    registry = [spec.trigger_name(t) for spec in all_specs() for t in spec.triggers]
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for trigger in dict.fromkeys([*registry, *triggers]):
+            channel.queue_delete(topology.queue(trigger))
+        channel.queue_delete(topology.dead_letter_queue)
+        channel.queue_delete(f"{topology.prefix}.{name}.minio-events")
+        channel.exchange_delete(topology.exchange)
+        channel.exchange_delete(topology.dead_letter_exchange)
+    finally:
+        connection.close()

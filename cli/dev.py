@@ -25,7 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("dev", help="run the whole platform on this machine")
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--data-dir", type=Path, default=Path(".datafrost"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("DATAFROST_DATA_DIR") or DEFAULT_DATA_DIR),
+        help="where the platform keeps its state (default: $DATAFROST_DATA_DIR, else %(default)s)",
+    )
     parser.add_argument(
         "--broker", help="memory (default; or $DATAFROST_BROKER) or amqp://user:pass@host:5672/"
     )

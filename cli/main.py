@@ -53,6 +53,15 @@ def _run(argv: Sequence[str] | None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away: `main` ends quietly
+    except OSError as exc:  # a file or folder the command cannot use (permissions, a full disk...)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"datafrost: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # never a traceback: one line, and what to report
+        print(f"datafrost: error: unexpected {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
+        return 1
 
 
 def _reader_gone() -> int:

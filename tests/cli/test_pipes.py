@@ -62,3 +62,19 @@ def test_an_error_still_reaches_stderr_in_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("datafrost: error: cannot reach") and len(result.stderr.splitlines()) == 1
+
+
+def test_a_data_dir_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = subprocess.run(
+        [*DATAFROST, "dev", "--port", "0", "--data-dir", str(not_a_folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("datafrost: error: ") and len(result.stderr.splitlines()) == 1, (
+        result.stderr
+    )
+    assert str(not_a_folder) in result.stderr

@@ -24,8 +24,9 @@ class CliError(Exception):
 def add_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
-        default=os.environ.get("DATAFROST_URL", DEFAULT_URL),
-        help="the running platform (default: $DATAFROST_URL, else %(default)s)",
+        default=os.environ.get("DATAFROST_URL") or None,  # None: found after parsing (`platform_url`)
+        help="the running platform (default: $DATAFROST_URL, else the `datafrost dev` running on "
+        f"--data-dir, else {DEFAULT_URL})",
     )
     parser.add_argument(
         "--token",
@@ -39,6 +40,21 @@ def add_url(parser: argparse.ArgumentParser) -> None:
         help="the data dir of the running `datafrost dev`, whose dev token secret gets a token from its "
         "dev issuer (default: $DATAFROST_DATA_DIR, else %(default)s)",
     )
+
+
+def platform_url(data_dir: Path) -> str:
+    """Where the `datafrost dev` using `data_dir` runs (its `platform.json`), else DEFAULT_URL."""
+    from localplatform.platform_file import read
+
+    found = read(data_dir)
+    return found.url if found is not None else DEFAULT_URL
+
+
+def resolve_url(args: argparse.Namespace) -> None:
+    """Fill in `args.url` for a command that talks to a platform and was given neither --url nor
+    $DATAFROST_URL: the platform running on its --data-dir (so `datafrost dev --port 18080` is found)."""
+    if "url" in vars(args) and not args.url:
+        args.url = platform_url(args.data_dir)
 
 
 def auth_headers(args: argparse.Namespace, user: str, roles: Sequence[str] | None = None) -> dict[str, str]:

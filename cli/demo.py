@@ -34,7 +34,7 @@ def _picture(n: int) -> tuple[str, bytes, str]:
     return f"demo-{n}.png", out.getvalue(), "image/png"
 
 
-def run_demo(url: str, token: str | None) -> None:
+def run_demo(url: str, token: str | None, token_command: str = "datafrost token") -> None:
     """Upload the pictures as the demo user (`token` is None when auth is off)."""
     http = urllib3.PoolManager(retries=False)
     auth = {"Authorization": f"Bearer {token}"} if token else {}
@@ -45,4 +45,4 @@ def run_demo(url: str, token: str | None) -> None:
         if response.status != 201:
             raise CliError(f"demo upload of {name} failed with {response.status}: {response.data[:200]!r}")
     print(f"demo: uploaded {DEMO_IMAGES} images as the demo user; the catalog fills in a moment:")
-    print(f'  curl -H "Authorization: Bearer $(datafrost token)" {url}/catalog/images')
+    print(f'  curl -H "Authorization: Bearer $({token_command})" {url}/catalog/images')

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
 
-from cli.common import CliError, print_table
+from cli.common import DEFAULT_DATA_DIR, CliError, print_table
 from functions.registry import BROKER_PATH, all_specs
+from localplatform import platform_file
 from localplatform.broker.base import BrokerUnavailable
 from localplatform.broker.durable import DurableBroker
 from localplatform.runner import DevOptions, DevPlatform
@@ -24,7 +26,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("dev", help="run the whole platform on this machine")
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--data-dir", type=Path, default=Path(".datafrost"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("DATAFROST_DATA_DIR") or DEFAULT_DATA_DIR),
+        help="where the platform keeps its state (default: $DATAFROST_DATA_DIR, else %(default)s)",
+    )
     parser.add_argument(
         "--broker",
         help="local (default; or $DATAFROST_BROKER): durable, in the data dir; memory: lost on exit; "
@@ -65,7 +72,10 @@ def _print_startup(platform: DevPlatform) -> None:
         print(f"auth: dev issuer {url}/authz/realms/datafrost; users and passwords in {credentials}")
         print("      `datafrost token` prints a token for the demo user; the CLI uses one by default")
         secret = dev_token_secret_path(platform.data_dir)
-        print(f"      (both send the dev token secret of {secret}: pass --data-dir from another folder)")
+        print(f"      (both send the dev token secret of {secret} and find this platform through")
+        print(
+            f"      {platform.data_dir / platform_file.PLATFORM_FILE}: pass --data-dir from another folder)"
+        )
     sys.stdout.flush()
 
 
@@ -75,6 +85,12 @@ def _shown(path: Path) -> Path:
         return path.relative_to(Path.cwd())
     except ValueError:
         return path
+
+
+def _token_command(data_dir: Path) -> str:
+    """`datafrost token` as run from here: it finds this platform through its data dir."""
+    default = Path(os.environ.get("DATAFROST_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+    return "datafrost token" + ("" if data_dir == default else f" --data-dir {shlex.quote(str(data_dir))}")
 
 
 def _env_for(args: argparse.Namespace) -> dict[str, str]:
@@ -102,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
         idle_seconds=args.idle_seconds,
         keep_warm=args.keep_warm,
     )
+    running = platform_file.read(args.data_dir)
+    if running is not None:
+        raise CliError(
+            f"a datafrost dev (pid {running.pid}) already runs on {args.data_dir} at {running.url}: "
+            "stop it, or pass another --data-dir"
+        )
     platform = DevPlatform(options)
     stop = threading.Event()
 
@@ -118,14 +140,17 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, BrokerUnavailable) as exc:
         platform.shutdown()
         raise CliError(str(exc)) from None
+    here = platform_file.RunningPlatform(platform.public_url, platform.internal_url, os.getpid())
     try:
+        platform_file.write(platform.data_dir, here)  # where the CLI finds it (no --url needed)
         _print_startup(platform)
         if args.demo:
             from cli.demo import run_demo
 
-            run_demo(platform.public_url, platform.auth.token_for("demo"))
+            run_demo(platform.public_url, platform.auth.token_for("demo"), _token_command(platform.data_dir))
         stop.wait()
         print("stopping...", flush=True)
     finally:
         platform.shutdown()
+        platform_file.remove(platform.data_dir, here.pid)
     return 0

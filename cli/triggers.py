@@ -7,6 +7,7 @@ import argparse
 from cli.common import CliError, add_url, auth_headers, fail_unless, print_table, request_json
 from eventing.durations import parse_duration
 
+KSVC = "ksvc:"
 ADMIN = "admin"  # triggers are the platform's wiring: the dev issuer's admin user manages them
 
 
@@ -18,7 +19,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument("name")
     create.add_argument("--filter", action="append", default=[], metavar="ATTRIBUTE=VALUE")
     create.add_argument(
-        "--sink", required=True, help="http(s) URL the matching events are POSTed to (no user:password@)"
+        "--sink",
+        required=True,
+        help="http(s) URL the matching events are POSTed to (no user:password@), or ksvc:FUNCTION[/PATH] "
+        "for a function of this platform (kept as a reference: it follows the platform's ports)",
     )
     create.add_argument("--retry", type=int, default=5, help="retries after the first attempt (0 to 100)")
     create.add_argument("--backoff-policy", choices=("exponential", "linear"), default="exponential")
@@ -55,6 +59,16 @@ def _parse_filters(pairs: list[str]) -> dict[str, str]:
     return filters
 
 
+def _sink(url: str, sink: str) -> str:
+    """`ksvc:NAME[/PATH]` (as `kn` takes it) is the function NAME on this platform's gateway."""
+    if not sink.startswith(KSVC):
+        return sink
+    name, slash, path = sink[len(KSVC) :].partition("/")
+    if not name:
+        raise CliError(f"--sink {sink!r}: name a function, ksvc:FUNCTION[/PATH]")
+    return f"{url.rstrip('/')}/{name}/{path if slash else ''}"
+
+
 def run_create(args: argparse.Namespace) -> int:
     for flag in ("backoff_delay", "timeout"):
         try:
@@ -66,11 +80,11 @@ def run_create(args: argparse.Namespace) -> int:
         "backoff_policy": args.backoff_policy,
         "backoff_delay": args.backoff_delay,
         "timeout": args.timeout,
-        "dead_letter_sink": args.dead_letter_sink,
+        "dead_letter_sink": _sink(args.url, args.dead_letter_sink) if args.dead_letter_sink else None,
     }
     body = {
         "name": args.name,
-        "subscriber": args.sink,
+        "subscriber": _sink(args.url, args.sink),
         "filter": _parse_filters(args.filter),
         "delivery": delivery,
         "parallelism": args.parallelism,
@@ -89,8 +103,10 @@ def run_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "FILTER", "SINK", "RETRY", "DEAD LETTER SINK")]
     for t in answer["triggers"]:
         filters = " ".join(f"{k}={v}" for k, v in sorted(t["filter"].items())) or "(all)"
-        d = t["delivery"]
-        rows.append((t["name"], filters, t["subscriber"], str(d["retry"]), d.get("dead_letter_sink") or "-"))
+        d, refs = t["delivery"], t.get("refs") or {}  # refs: sinks that are this platform's functions
+        sink = refs.get("subscriber") or t["subscriber"]
+        dead_letters = refs.get("dead_letter_sink") or d.get("dead_letter_sink") or "-"
+        rows.append((t["name"], filters, sink, str(d["retry"]), dead_letters))
     print_table(rows)
     return 0
 

@@ -30,6 +30,7 @@ from localplatform.ext_authz import ExtAuthz, strip_internal_headers
 from localplatform.metrics_aggregate import merge
 from localplatform.processes import FunctionStartError, ProcessManager
 from localplatform.sink_policy import SinkPolicy
+from localplatform.sink_refs import function_ref, shown
 from localplatform.trigger_store import TriggerFileError, TriggerStore
 from shared import metrics, safe_json
 from shared.auth.policy import NoRoute, gateway_path, host_function
@@ -224,7 +225,7 @@ class Gateway:
 
     def trigger_api(self, request: Request, name: str) -> Response:
         if not name and request.method == "GET":
-            return ok_json({"triggers": [t.to_json() for t in self.broker.triggers()]})
+            return ok_json({"triggers": [self.listed(t) for t in self.broker.triggers()]})
         if not name and request.method == "POST":
             return self.create_trigger(request)
         if name and request.method == "GET":
@@ -279,7 +280,7 @@ class Gateway:
 
     def trigger_problem(self, trigger: Trigger) -> str | None:
         """Why this platform may not run `trigger` (its subscriber or dead-letter sink), or None."""
-        policy = SinkPolicy(self.gateway_ports, self.function_of)
+        policy = SinkPolicy(self.gateway_ports, self.function_of, self.public_origin)
         for field, url in (
             ("subscriber", trigger.subscriber),
             ("dead_letter_sink", trigger.delivery.dead_letter_sink),
@@ -302,6 +303,22 @@ class Gateway:
         None for the gateway's own routes (broker ingress, trigger API, health, metrics) and no route."""
         name = gateway_path(host, path, self.processes.functions).lstrip("/").partition("/")[0]
         return name if name in self.processes.functions else None  # no function has a gateway path's name
+
+    def listed(self, trigger: Trigger) -> dict[str, Any]:
+        """A trigger's JSON, plus `refs`: each sink that is one of this platform's functions, as `kn`
+        shows it (`ksvc:<name>[path]`), whatever port the platform has now."""
+        body = trigger.to_json()
+        refs = {}
+        for key, url in (
+            ("subscriber", trigger.subscriber),
+            ("dead_letter_sink", trigger.delivery.dead_letter_sink),
+        ):
+            found = function_ref(url, self.processes.functions) if url else None
+            if url and found and url.startswith(self.internal_origin + "/"):
+                refs[key] = shown(*found)
+        if refs:
+            body["refs"] = refs
+        return body
 
     def cluster_local(self, trigger: Trigger) -> Trigger:
         """Sinks on this platform's public gateway are reached on the internal listener instead, as

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import threading
 import weakref
 from collections.abc import Callable
@@ -24,9 +23,11 @@ from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
 from localplatform.http_server import HttpServer
 from localplatform.processes import ProcessManager, free_port
+from localplatform.sink_refs import SinkRefs
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerFileError, TriggerStore
 from shared import metrics
+from shared.auth.dev_issuer import DEMO_USER
 from shared.http_limits import EDGE
 from shared.lazy import once
 from shared.settings import Settings, from_env
@@ -133,7 +134,8 @@ class DevPlatform:
         # Bind first: triggers, K_SINK and the issuer URL need the ports; the apps are set below.
         max_body = largest_body(configured)
         self.server = HttpServer(self.options.host, self.options.port, _starting, max_body, EDGE)
-        self.internal_server = HttpServer("127.0.0.1", self._internal_port(), _starting, max_body, EDGE)
+        self.internal_server = self._internal_listener(max_body)
+        store.refs = SinkRefs(self.internal_url, frozenset(spec.name for spec in self.specs))
         self.auth = prepare_auth(configured, self.public_url, self.internal_url, self.data_dir)
         env = {
             **os.environ,
@@ -169,7 +171,9 @@ class DevPlatform:
             broker.set_trigger(trigger)
         start_stored_triggers(broker, store, gateway)  # either listener's gateway judges alike
         broker.log_unclaimed()
-        self._storage = start_storage(settings, self.internal_url, self.data_dir, credentials)
+        realm = self.auth.realm
+        owners = [DEMO_USER] if realm is not None and DEMO_USER in realm.users else []
+        self._storage = start_storage(settings, self.internal_url, self.data_dir, credentials, owners)
         _LIVE.add(self)
         _register_queue_depth()
         self.processes.start()
@@ -178,17 +182,27 @@ class DevPlatform:
             thread.start()
             self._threads.append(thread)
 
-    def _internal_port(self) -> int:
-        """The internal listener keeps its port across restarts (triggers stored with it stay valid)."""
+    def _internal_listener(self, max_body: int) -> HttpServer:
+        """The internal listener keeps its port across restarts. It is bound as the server binds: cheroot
+        sets SO_REUSEADDR for a port it is given (never for port 0), and Linux lets a restart re-bind a
+        port whose old connections wait in TIME-WAIT only when they had it too, so a new port is chosen
+        here and given, never left to port 0. A port taken by another program meanwhile gives way to a
+        free one (stored triggers name functions, not this port)."""
         remembered = self.data_dir / "internal-port"
         try:
-            port = int(remembered.read_text())
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", port))
+            candidates = [int(remembered.read_text())]
+            candidates = [p for p in candidates if 0 < p < 65536]  # 0 would bind without SO_REUSEADDR
         except (OSError, ValueError):
-            port = free_port()
-        remembered.write_text(str(port))
-        return port
+            candidates = []
+        candidates += [free_port() for _ in range(3)]  # another program may take one before the bind
+        for port in candidates:
+            try:
+                server = HttpServer("127.0.0.1", port, _starting, max_body, EDGE)
+            except OSError:  # in use
+                continue
+            remembered.write_text(str(server.port))
+            return server
+        raise OSError(f"no free port for the cluster-local listener (tried {candidates})")
 
     def backlog(self) -> dict[str, int]:
         """Events waiting per trigger (empty when the broker cannot be read right now)."""

@@ -2,7 +2,10 @@
 platform's own gateway (either listener, any spelling of this machine: 127.0.0.1, localhost, [::1],
 0.0.0.0, its other addresses) only a function. The broker ingress there would hand every event back
 to the trigger that sent it (a loop), and the gateway's API (the internal listener checks no token)
-would take events as requests.
+would take events as requests. A function's path (or the broker ingress) on another port of this
+machine is another DataFrost gateway's, or none: refused with both addresses, since it is almost
+always this platform meant under an old or default port (a sink on this platform is stored as a ref
+to its function and follows the platform when its ports change).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def is_this_machine(address: IPAddress) -> bool:
 class SinkPolicy:
     gateway_ports: Collection[int]  # both listeners of this platform's gateway
     function_of: FunctionOf  # how the gateway routes a request (None: one of its own routes)
+    this_platform: str = ""  # the public URL, named when a sink is another gateway's address
 
     def problem(self, url: str) -> str | None:
         """Why a trigger on this platform may not deliver to `url` ("is this platform's ..."), or None."""
@@ -45,10 +49,19 @@ class SinkPolicy:
             return problem
         parts = split_url(url)
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        if port not in self.gateway_ports or not any(is_this_machine(a) for a in resolve(parts)):
+        if not any(is_this_machine(a) for a in resolve(parts)):
             return None
         path = unquote(parts.path) or "/"  # as the gateway sees it (the server decodes the path)
-        if self.function_of(parts.netloc, path) is not None:
+        function = self.function_of(parts.netloc, path)
+        if port not in self.gateway_ports:
+            if function is None and path.rstrip("/") != BROKER_PATH:
+                return None  # another service on this machine
+            here = self.this_platform or "ports " + ", ".join(map(str, sorted(self.gateway_ports)))
+            return (
+                f"points at {parts.netloc}, a DataFrost gateway address on this machine that is not this "
+                f"platform's ({here}): use this platform's address (kept as a reference to the function)"
+            )
+        if function is not None:
             return None
         if path.rstrip("/") == BROKER_PATH:
             return "is this platform's own broker ingress: every event sent there would come back (a loop)"

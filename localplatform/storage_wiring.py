@@ -48,15 +48,23 @@ class WebhookNotifier:
 
 
 def start_storage(
-    config: Settings, gateway_url: str, data_dir: Path, credentials: Callable[[str], dict[str, str]]
+    config: Settings,
+    gateway_url: str,
+    data_dir: Path,
+    credentials: Callable[[str], dict[str, str]],
+    owners: Sequence[str] = (),
 ) -> list[_Stoppable]:
-    """Create the buckets and start whatever turns object changes into events; returns what to stop."""
+    """Create the buckets and start whatever turns object changes into events; returns what to stop.
+    With the local store each of `owners` gets its folder in the uploads bucket, so a file copied
+    into `<data dir>/buckets/uploads/<owner>/` lands where it belongs to that user."""
     store = open_store(config)
     buckets: Sequence[str] = (config.uploads_bucket, config.variants_bucket)
     for bucket in buckets:
         store.ensure_bucket(bucket)
     running: list[_Stoppable] = []
     if config.store == "local":
+        for owner in owners:
+            (config.local_store_root / config.uploads_bucket / owner).mkdir(parents=True, exist_ok=True)
         from localplatform.bucket_watcher import BucketWatcher
 
         function, webhook = served_by(Serves.STORAGE_WEBHOOK)

@@ -2,7 +2,8 @@
 
 The file is kept as written: a stored trigger that is no longer valid (made by an older version with
 looser rules, or edited by hand) is reported by `load` with its reason, left in the file, and can still
-be replaced or deleted by name.
+be replaced or deleted by name. A sink on this platform is kept as a ref to its function
+(`localplatform.sink_refs`) and resolved to the current cluster-local URL as it is loaded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eventing.trigger import Trigger
+from localplatform.sink_refs import SinkRefs
 
 
 class TriggerFileError(ValueError):
@@ -36,8 +38,9 @@ class Stored:
 
 
 class TriggerStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, refs: SinkRefs | None = None) -> None:
         self.path = path
+        self.refs = refs  # set once the cluster-local listener is bound; None keeps sinks as URLs
         self._lock = threading.Lock()
 
     def _entries(self) -> list[Any]:
@@ -59,7 +62,8 @@ class TriggerStore:
         for position, entry in enumerate(self._entries(), start=1):
             name = _name_of(entry) or f"#{position}"
             try:
-                stored.triggers.append(Trigger.from_json(entry))
+                running = self.refs.running(entry) if self.refs is not None else entry
+                stored.triggers.append(Trigger.from_json(running))
             except (ValueError, TypeError) as exc:
                 stored.unusable.append(Unusable(name, str(exc)))
         return stored
@@ -76,7 +80,8 @@ class TriggerStore:
             return next((e for e in self._entries() if _name_of(e) == name), None)
 
     def put(self, trigger: Trigger) -> None:
-        self.put_entry(trigger.name, trigger.to_json())
+        entry = trigger.to_json()
+        self.put_entry(trigger.name, self.refs.stored(entry) if self.refs is not None else entry)
 
     def put_entry(self, name: str, entry: Any) -> None:
         """Store `entry` as the trigger `name` (replacing one of that name); the others stay as written."""

@@ -14,9 +14,10 @@ from deploy.common import IMAGE, NAMESPACE
 from deploy.serving import container_resources
 from functions.registry import all_specs
 from functions.spec import TARGET, Resources, Scaling, relative_source
+from tests.support.services import require_shared
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT.parent / "shared" / "data" / "func" / "func_yaml-schema.json"
+SCHEMA = "data/func/func_yaml-schema.json"  # under ../shared (tests.support.services.SHARED_DIR)
 
 
 def func_yaml() -> dict[str, Any]:
@@ -25,9 +26,7 @@ def func_yaml() -> dict[str, Any]:
 
 
 def test_func_yaml_validates_against_the_func_schema() -> None:
-    if not SCHEMA.is_file():
-        pytest.skip(f"func's schema is not at {SCHEMA} (it comes with the project's shared/ folder)")
-    schema = json.loads(SCHEMA.read_text())
+    schema = json.loads(require_shared(SCHEMA, "func's func.yaml schema").read_text())
     jsonschema.validate(func_yaml(), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**func_yaml(), "bulid": {}}, schema)  # a typo is refused

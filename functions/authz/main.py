@@ -24,7 +24,8 @@ never read). The answer:
 Dev issuer (Keycloak's protocol, see `functions.authz.oidc`; the gateway maps `/authz/<rest>` here):
 `GET /realms/<realm>/.well-known/openid-configuration`, `GET /realms/<realm>/protocol/openid-connect/certs`,
 `POST /realms/<realm>/protocol/openid-connect/token` (with Keycloak's brute-force detection),
-`POST /dev/token` (this machine only, with the data dir's dev token secret). Served while the dev
+`POST /dev/token` (this machine only, with the data dir's dev token secret; `"create": true` adds an
+unknown user to the realm, for loopback callers only). Served while the dev
 issuer is in use (DATAFROST_AUTH_DEV_ISSUER), 404 otherwise; its realm lives in `<data_dir>/auth/`.
 
 Nothing here logs or returns a token, a password, a client secret or an Authorization header.
@@ -33,6 +34,8 @@ Nothing here logs or returns a token, a password, a client secret or an Authoriz
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import flask
@@ -44,8 +47,8 @@ from functions.runtime import error_response, target
 from functions.spec import PUBLIC, FunctionSpec, RouteHandler, Scaling, Serves, route
 from shared.auth.access import Denied, authorize
 from shared.auth.brute_force import BruteForceProtector
-from shared.auth.dev_issuer import DevRealm, ensure_dev_realm
-from shared.auth.identity import KNOWN_ROLES
+from shared.auth.dev_issuer import DevRealm, add_dev_user, ensure_dev_realm
+from shared.auth.identity import EDITOR, KNOWN_ROLES
 from shared.auth.policy import NoRoute, RefusedPath, gateway_path
 from shared.auth.verify import issuer_of, verifier_from_settings
 from shared.errors import HttpError
@@ -62,6 +65,25 @@ def dev_realm(config: Settings) -> DevRealm:
     return ensure_dev_realm(
         config.data_dir, issuer_of(config), audience=config.auth_audience, client=config.auth_client
     )
+
+
+class LiveRealm:
+    """The dev realm this process serves, replaced when `datafrost token --user NAME` adds a user."""
+
+    def __init__(self, config: Settings) -> None:
+        self.realm = dev_realm(config)
+        self._config = config
+        self._lock = threading.Lock()
+
+    def add_user(self, username: str, roles: Sequence[str] | None) -> DevRealm:
+        """The realm with `username` in it (made with `roles`, else editor), and its upload folder
+        in the local store, so a file dropped into `uploads/<username>/` is theirs."""
+        with self._lock:
+            self.realm = add_dev_user(self.realm, username, tuple(roles) if roles else (EDITOR,))
+        if self._config.store == "local":
+            folder = self._config.local_store_root / self._config.uploads_bucket / username
+            folder.mkdir(parents=True, exist_ok=True)
+        return self.realm
 
 
 def function_names() -> frozenset[str]:
@@ -132,7 +154,7 @@ def _issuer(call: Call) -> DevRealm:
     """The dev realm; 404 when the dev issuer is not in use."""
     if not call.settings.auth_dev_issuer:
         raise HttpError("this platform has no dev issuer (it uses an external identity provider)", 404)
-    return call.client(dev_realm)
+    return call.client(LiveRealm).realm
 
 
 DISCOVERY = ".well-known/openid-configuration"
@@ -156,8 +178,8 @@ def realm_endpoint(endpoint: str) -> RouteHandler:
 
 
 def dev_token(call: Call) -> flask.Response:
-    realm = _issuer(call)
-    return oidc.dev_token(call.request, realm, oidc.ThisMachine.of(call.settings.public_url))
+    _issuer(call)  # 404 without a dev issuer
+    return oidc.dev_token(call.request, call.client(LiveRealm), oidc.ThisMachine.of(call.settings.public_url))
 
 
 SPEC = FunctionSpec(

@@ -39,8 +39,9 @@ import binascii
 import hmac
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
 import flask
@@ -285,7 +286,22 @@ def _json_body(request: flask.Request) -> Any:
         return None
 
 
-def dev_token(request: flask.Request, realm: DevRealm, machine: ThisMachine) -> flask.Response:
+class Realms(Protocol):
+    """The realm being served, and how a user is added to it."""
+
+    realm: DevRealm
+
+    def add_user(self, username: str, roles: Sequence[str] | None) -> DevRealm: ...
+
+
+def from_loopback(request: flask.Request) -> bool:
+    """The peer and every hop named in X-Forwarded-For are loopback addresses."""
+    return all(
+        is_loopback_address(h) for h in [request.remote_addr or "", *_forwarded(request, "X-Forwarded-For")]
+    )
+
+
+def dev_token(request: flask.Request, realms: Realms, machine: ThisMachine) -> flask.Response:
     if request.method != "POST":
         return error_response("mint a dev token with POST /dev/token", 405)
     if not addressed_here(request, machine):
@@ -298,7 +314,7 @@ def dev_token(request: flask.Request, realm: DevRealm, machine: ThisMachine) -> 
     if not from_this_machine(request, machine):
         log.warning("dev token refused: the caller is not on this machine")
         return error_response("dev tokens are minted for callers on this machine only", 403)
-    refusal = _dev_secret_refusal(request, realm)
+    refusal = _dev_secret_refusal(request, realms.realm)
     if refusal is not None:
         metrics.auth_login_failures.labels(metrics.INVALID_DEV_TOKEN_SECRET).inc()
         log.warning(
@@ -308,13 +324,23 @@ def dev_token(request: flask.Request, realm: DevRealm, machine: ThisMachine) -> 
         return error_response(refusal, 403)
     body = _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("user"), str):
-        return error_response('send JSON {"user": NAME, "roles"?: [...], "ttl"?: seconds}', 400)
-    roles, ttl = body.get("roles"), body.get("ttl", DEFAULT_TTL)
+        return error_response(
+            'send JSON {"user": NAME, "roles"?: [...], "ttl"?: seconds, "create"?: true}', 400
+        )
+    roles, ttl, create = body.get("roles"), body.get("ttl", DEFAULT_TTL), body.get("create", False)
     if roles is not None and (not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)):
         return error_response("roles must be a list of role names", 400)
     if not isinstance(ttl, int) or isinstance(ttl, bool):
         return error_response("ttl must be an integer number of seconds", 400)
+    if not isinstance(create, bool):
+        return error_response("create must be true or false", 400)
+    realm = realms.realm
     try:
+        if body["user"] not in realm.users and create:
+            if not from_loopback(request):
+                return error_response("dev users are made only for callers on loopback", 403)
+            realm = realms.add_user(body["user"], roles)
+            log.info("dev user created", extra=log_fields(user=body["user"], roles=roles))
         token = mint_token(realm, body["user"], roles, ttl)
     except DevRealmError as exc:
         return error_response(str(exc), 400)

@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -47,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared.auth.identity import ADMIN, EDITOR, KNOWN_ROLES, SERVICE
 from shared.auth.verify import CERTS_PATH, DEFAULT_DEV_ISSUER, TOKEN_PATH, realm_of
 
+DEMO_USER = "demo"  # the realm's first user (editor): the CLI's default, with an uploads folder
 PUBLIC_CLIENT = "datafrost"
 SERVICE_CLIENT = "datafrost-internal"
 DEFAULT_TTL = 300
@@ -378,6 +380,36 @@ def _dev_token_secret(directory: Path) -> str:
     if not path.exists() or not path.read_text().strip():
         _write_private(path, secrets.token_urlsafe(32).encode())
     return path.read_text().strip()
+
+
+DEV_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # also the first segment of its keys
+
+
+def add_dev_user(realm: DevRealm, username: str, roles: Sequence[str] = (EDITOR,)) -> DevRealm:
+    """The realm reloaded with `username` in it, added to users.json (with `roles` and a generated
+    password, appended to credentials.txt) unless it is there already; DevRealmError for a name or
+    role the realm cannot hold."""
+    if not isinstance(username, str) or not DEV_USERNAME.fullmatch(username):
+        raise DevRealmError(
+            f"user name {username[:80]!r} must be 1 to 64 letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    unknown = sorted(set(roles) - set(KNOWN_ROLES))
+    if unknown:
+        raise DevRealmError(f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_ROLES)}")
+    with _locked(realm.directory):
+        config = _load_config(realm.directory)
+        if not any(u.get("username") == username for u in config.get("users", [])):
+            password = secrets.token_urlsafe(12)
+            entry = {"username": username, "id": str(uuid.uuid4()), "roles": list(roles)}
+            config.setdefault("users", []).append({**entry, "password": hash_secret(password)})
+            _write_private(realm.directory / "users.json", (json.dumps(config, indent=2) + "\n").encode())
+            credentials = realm.directory / "credentials.txt"
+            lines = credentials.read_text() if credentials.exists() else ""
+            _write_private(credentials, f"{lines}{username}\t{password}\n".encode())
+    return ensure_dev_realm(
+        realm.directory.parent, realm.issuer, audience=realm.audience, client=realm.client
+    )
 
 
 # -- tokens -----------------------------------------------------------------------------------------

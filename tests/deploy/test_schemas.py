@@ -17,9 +17,10 @@ import yaml
 from cli.manifests import rendered_files
 from deploy import render
 from functions.registry import all_specs
+from tests.support.services import require_shared
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT.parent / "shared" / "data" / "knative-crds"
+CRDS = "data/knative-crds"  # under ../shared (tests.support.services.SHARED_DIR)
 CRD_FILES = {
     ("serving.knative.dev/v1", "Service"): "serving/service.yaml",
     ("eventing.knative.dev/v1", "Trigger"): "eventing/trigger.yaml",
@@ -50,12 +51,9 @@ def _strict(schema: Any) -> Any:
 
 
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    if not CRDS.is_dir():
-        pytest.skip(
-            f"the Knative CRD schemas are not at {CRDS} (they come with the project's shared/ folder)"
-        )
+    crds = require_shared(CRDS, "the Knative CRD schemas")
     version = api_version.rsplit("/", 1)[1]
-    for doc in yaml.safe_load_all((CRDS / CRD_FILES[(api_version, kind)]).read_text()):
+    for doc in yaml.safe_load_all((crds / CRD_FILES[(api_version, kind)]).read_text()):
         if doc and doc.get("kind") == "CustomResourceDefinition":
             for v in doc["spec"]["versions"]:
                 if v["name"] == version:

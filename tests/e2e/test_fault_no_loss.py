@@ -24,7 +24,7 @@ import pytest
 from PIL import ImageDraw
 
 from tests.support import images
-from tests.support.brokers import delete_rabbitmq_broker
+from tests.support.brokers import delete_platform_broker
 from tests.support.platform import DevProcess
 
 UPLOADS = 100
@@ -44,7 +44,7 @@ def broker_args(request: pytest.FixtureRequest) -> Iterator[tuple[list[str], dic
     try:
         yield ["--broker", amqp_url], env
     finally:
-        delete_rabbitmq_broker(amqp_url, name)
+        delete_platform_broker(amqp_url, name)
 
 
 def distinct_jpeg(n: int) -> bytes:

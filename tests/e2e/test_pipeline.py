@@ -17,6 +17,7 @@ from pipeline.events import image_id
 from pipeline.minio_codec import ObjectRef, notification_for
 from shared.objectstore.s3 import S3ObjectStore
 from tests.support import images
+from tests.support.brokers import delete_platform_broker
 from tests.support.platform import DevProcess, storage_events_headers
 
 STORED = (1200, 800)  # the JPEG's pixels as stored; EXIF orientation 6 shows them as 800 x 1200
@@ -169,9 +170,10 @@ def test_s3_store_with_minio_webhooks_rabbitmq_and_postgres(
 ) -> None:
     broker_name = f"e2e-{uuid.uuid4().hex[:8]}"
     args = ["--keep-warm", "--store", s3_url, "--broker", amqp_url, "--db", postgres_schema_url]
-    platform = DevProcess(tmp_path / "data", *args, env={"DATAFROST_BROKER_NAME": broker_name}).start()
+    platform = DevProcess(tmp_path / "data", *args, env={"DATAFROST_BROKER_NAME": broker_name})
     s3 = S3ObjectStore(s3_url)
     try:
+        platform.start()  # inside: a start that fails half-way still has its queues deleted
         response = platform.request(
             "POST", "/upload", body=camera_jpeg(), headers={"Content-Type": "image/jpeg"}
         )
@@ -206,23 +208,7 @@ def test_s3_store_with_minio_webhooks_rabbitmq_and_postgres(
         )
         assert platform.request("GET", f"/catalog/images/{uploaded['id']}").status == 404
     finally:
-        platform.stop()
-        _delete_broker(amqp_url, broker_name)
-
-
-def _delete_broker(amqp_url: str, broker_name: str) -> None:
-    import pika
-
-    from functions.registry import all_specs
-    from localplatform.broker.rabbitmq import Topology
-
-    topology = Topology(broker_name)
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    for spec in all_specs():
-        for trigger in spec.triggers:
-            channel.queue_delete(topology.queue(spec.trigger_name(trigger)))
-    channel.queue_delete(topology.dead_letter_queue)
-    channel.exchange_delete(topology.exchange)
-    channel.exchange_delete(topology.dead_letter_exchange)
-    connection.close()
+        try:
+            platform.stop()
+        finally:
+            delete_platform_broker(amqp_url, broker_name)

@@ -12,7 +12,7 @@ import pytest
 
 from eventing.cloudevent import new_event
 from eventing.http_codec import to_binary
-from tests.support.brokers import delete_rabbitmq_broker
+from tests.support.brokers import delete_platform_broker
 from tests.support.platform import DevProcess
 from tests.support.sink import Sink, status
 
@@ -30,8 +30,9 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, sink: Sink, amqp_url
         return status(204)
 
     sink.answer = slow_ok  # type: ignore[assignment]
-    first = DevProcess(data_dir, "--broker", amqp_url, env=env).start()
+    first = DevProcess(data_dir, "--broker", amqp_url, env=env)
     try:
+        first.start()  # inside: a start that fails half-way still has its queues deleted
         created = first.cli(
             "trigger", "create", "to-sink", "--filter", "type=io.test.noloss", "--sink", sink.url
         )
@@ -66,4 +67,4 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, sink: Sink, amqp_url
     finally:
         if first.proc and first.proc.poll() is None:
             first.stop()
-        delete_rabbitmq_broker(amqp_url, broker_name, ["to-sink"])  # the registry's queues too
+        delete_platform_broker(amqp_url, broker_name, ["to-sink"])  # the registry's queues too

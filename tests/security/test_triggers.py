@@ -33,6 +33,7 @@ from eventing.http_codec import to_binary
 from functions.registry import all_specs
 from localplatform.broker.rabbitmq import Topology
 from localplatform.processes import free_port
+from tests.support.brokers import delete_platform_broker
 from tests.support.platform import DevProcess
 from tests.support.services import AMQP_URL, require_service
 from tests.support.sink import Sink, status
@@ -86,18 +87,7 @@ def trigger(name: str, subscriber: str, **fields: Any) -> dict[str, Any]:
 
 def delete_rabbitmq_broker(name: str, trigger_names: list[str]) -> None:
     """Remove a test broker's exchanges and queues (the registry's triggers' and the test's own)."""
-    topology = Topology(name)
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        registry = [s.trigger_name(t) for s in all_specs() for t in s.triggers]
-        for trigger_name in [*registry, *trigger_names]:
-            channel.queue_delete(topology.queue(trigger_name))
-        channel.queue_delete(topology.dead_letter_queue)
-        channel.exchange_delete(topology.exchange)
-        channel.exchange_delete(topology.dead_letter_exchange)
-    finally:
-        connection.close()
+    delete_platform_broker(AMQP_URL, name, trigger_names)
 
 
 @pytest.fixture(scope="module")

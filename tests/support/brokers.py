@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from uuid import uuid4
 
 import pytest
@@ -32,30 +32,37 @@ def started_broker(request: pytest.FixtureRequest, prefix: str) -> Iterator[Brok
         finally:
             embedded.close()
         return
-    rabbit = RabbitMQBroker(request.getfixturevalue("amqp_url"), name=name)
+    amqp_url = request.getfixturevalue("amqp_url")
+    rabbit = RabbitMQBroker(amqp_url, name=name)
     try:
         yield rabbit
     finally:
-        rabbit.close()
-        rabbit.delete_topology()
+        declared = [t.name for t in rabbit.triggers()]  # a removed trigger's queue went with it
+        try:
+            rabbit.close()
+        finally:
+            delete_platform_broker(amqp_url, name, declared)
 
 
-def delete_rabbitmq_broker(amqp_url: str, name: str, triggers: Sequence[str] = ()) -> None:
-    """Remove a `datafrost dev` broker's exchanges and queues from RabbitMQ: the queues of the
-    registry's triggers, of `triggers` (the test's own) and the dead letters."""
+def delete_platform_broker(amqp_url: str, name: str, triggers: Iterable[str] = ()) -> None:
+    """Delete everything a `datafrost dev --broker amqp://...` under DATAFROST_BROKER_NAME=`name` may
+    have declared: the queue of every registry trigger and of `triggers` (the test's own), the
+    dead-letter queue, the MinIO source's queue and both exchanges. Deleting what does not exist is a
+    no-op in RabbitMQ, so this is safe from a `finally` whatever point the test reached."""
     import pika
 
     from functions.registry import all_specs
     from localplatform.broker.rabbitmq import Topology
 
     topology = Topology(name)
+    registry = [spec.trigger_name(t) for spec in all_specs() for t in spec.triggers]
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
-        registry = [spec.trigger_name(t) for spec in all_specs() for t in spec.triggers]
-        for trigger in [*registry, *triggers]:
+        for trigger in dict.fromkeys([*registry, *triggers]):
             channel.queue_delete(topology.queue(trigger))
         channel.queue_delete(topology.dead_letter_queue)
+        channel.queue_delete(f"{topology.prefix}.{name}.minio-events")
         channel.exchange_delete(topology.exchange)
         channel.exchange_delete(topology.dead_letter_exchange)
     finally:

@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -72,3 +73,22 @@ def require_tool(name: str, install: str) -> str:
     if services_required():
         pytest.fail(f"{reason}, and DATAFROST_REQUIRE_SERVICES=1 says it must be", pytrace=False)
     pytest.skip(reason)
+
+
+# The design folder beside the repository (`../shared`): the CRD schemas and func's schema the
+# manifests are validated against. DATAFROST_TEST_SHARED_DIR points elsewhere.
+SHARED_DIR = Path(
+    os.environ.get("DATAFROST_TEST_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared"
+)
+
+
+def require_shared(relative: str, what: str) -> Path:
+    """`SHARED_DIR / relative` when it is there; else skip naming what is missing (or fail when
+    DATAFROST_REQUIRE_SERVICES=1, as for a service)."""
+    path = SHARED_DIR / relative
+    if path.exists():
+        return path
+    reason = f"{what}: nothing at {path} (it comes with the design folder beside the repository, ../shared)"
+    if services_required():
+        pytest.fail(f"{reason}, and DATAFROST_REQUIRE_SERVICES=1 says it must be", pytrace=False)
+    pytest.skip(f"{reason}; set DATAFROST_TEST_SHARED_DIR to point at one")

@@ -589,3 +589,37 @@ def test_no_secret_in_any_log_line_or_error_body(
         for secret in secrets:
             assert secret not in text
         assert "Bearer ey" not in text and "Basic " not in text
+
+
+def test_dev_token_can_add_a_user_to_the_dev_realm(authz: Authz, data_dir: Path) -> None:
+    assert authz.dev_token({"user": "carol"}).status == 400  # unknown, and not asked to make her
+    answer = authz.dev_token({"user": "carol", "create": True})
+    assert answer.status == 200, answer.body
+    payload = jwt.decode(answer.json()["access_token"], options={"verify_signature": False})
+    assert payload["preferred_username"] == "carol"
+    assert payload["resource_access"]["datafrost"]["roles"] == ["editor"]
+    users = json.loads((data_dir / "auth" / "users.json").read_text())["users"]
+    assert [u["roles"] for u in users if u["username"] == "carol"] == [["editor"]]
+    assert authz.dev_token({"user": "carol"}).status == 200  # known from now on
+    password = dict(
+        line.split("\t")
+        for line in (data_dir / "auth" / "credentials.txt").read_text().splitlines()
+        if "\t" in line
+    )["carol"]
+    authz.secrets.add(password)
+    grant = authz.grant(
+        {"grant_type": "password", "client_id": "datafrost", "username": "carol", "password": password}
+    )
+    assert grant.status == 200, grant.body
+    assert (data_dir / "buckets" / "uploads" / "carol").is_dir()  # a file dropped there is hers
+    viewer = authz.dev_token({"user": "dave", "roles": ["viewer"], "create": True})
+    assert viewer.status == 200, viewer.body
+    for refused in (
+        {"user": "../etc", "create": True},
+        {"user": "", "create": True},
+        {"user": "erin", "create": "yes"},
+        {"user": "erin", "roles": ["root"], "create": True},
+    ):
+        assert authz.dev_token(refused).status == 400, refused
+    assert authz.dev_token({"user": "erin", "create": True}, forwarded_for="10.1.2.3").status == 403
+    assert "erin" not in (data_dir / "auth" / "users.json").read_text()

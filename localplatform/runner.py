@@ -24,6 +24,7 @@ from localplatform.http_server import HttpServer
 from localplatform.processes import ProcessManager, free_port
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerFileError, TriggerStore
+from localplatform.upkeep import start_upkeep
 from shared import metrics
 from shared.http_limits import EDGE
 from shared.lazy import once
@@ -163,6 +164,7 @@ class DevPlatform:
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._storage += start_upkeep(settings, broker)  # reconciler pings, the notification probe
 
     def _internal_port(self) -> int:
         """The internal listener keeps its port across restarts (triggers stored with it stay valid)."""

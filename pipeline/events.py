@@ -36,8 +36,8 @@ NOTIFICATIONS_HINT = (
 )
 
 KNOWN_TYPES = frozenset(
-    {OBJECT_CREATED, OBJECT_REMOVED, IMAGE_ANALYZED, IMAGE_THUMBNAILED, IMAGE_REJECTED, STORAGE_PROBED, PING}
-)
+    {OBJECT_CREATED, OBJECT_REMOVED, IMAGE_ANALYZED, IMAGE_THUMBNAILED, IMAGE_REJECTED, STORAGE_PROBED}
+)  # DataFrost's own types (metric labels); a ping is Knative's and counts as "other"
 BUCKET_EXTENSION = "bucket"
 # Keys under this prefix in the uploads bucket are DataFrost's own (a notification probe, say): never
 # images, never catalogued, skipped by storage-events and the reconciler.

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.common import CliError, add_url, auth_headers, fail_unless, request_json, table_lines
+from pipeline.events import NOTIFICATIONS_HINT
 from shared import metrics
 
 ADMIN = "admin"
@@ -85,7 +87,32 @@ def render(
         lines.append(f"images: {counts} (total {int(sum(images.values()))})")
     else:
         lines.append("images: the catalog is idle (scaled to zero); counts appear once it runs")
+    lines += reconciler_lines(metrics_text)
     return "\n".join(lines)
+
+
+def reconciler_lines(metrics_text: str) -> list[str]:
+    """The reconciler's last pass (the catalog's gauges, while it runs) and the start probe's verdict
+    on the store's notifications (the gateway's gauge), with the fix when notifications are missing."""
+    lines: list[str] = []
+    finished = sums(metrics_text, metrics.RECONCILE_LAST_PASS_TIME, "bucket")
+    items = {k: int(v) for k, v in sums(metrics_text, metrics.RECONCILE_LAST_PASS_ITEMS, "reason").items()}
+    if finished:
+        when = datetime.fromtimestamp(max(finished.values()), UTC).isoformat(timespec="seconds")
+        repaired = ", ".join(f"{r} {items.get(r, 0)}" for r in ("missing", "stuck", "gone", "gave_up"))
+        lines.append(
+            f"reconciler: last pass {when}: repaired {repaired}; unnotified {items.get('unnotified', 0)},"
+            f" deferred {items.get('deferred', 0)}"
+        )
+    notifying = sums(metrics_text, "datafrost_storage_notifications_ok", "bucket")
+    silent = sorted(b for b, ok in notifying.items() if not ok)
+    if silent or items.get("unnotified"):
+        why = f"no probe notification from bucket {', '.join(silent)}" if silent else ""
+        found = f"{items['unnotified']} objects found without any event" if items.get("unnotified") else ""
+        evidence = "; ".join(part for part in (why, found) if part)
+        lines.append(f"warning: the store does not notify storage-events ({evidence}):")
+        lines.append(f"  {NOTIFICATIONS_HINT}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

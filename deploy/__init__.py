@@ -13,7 +13,7 @@ from deploy.config import cluster_settings, config_map
 from deploy.dashboard import dashboard, dashboard_config_map
 from deploy.kourier import config_kourier_patch, extauthz_service
 from deploy.serving import service
-from deploy.sources import minio_source
+from deploy.sources import minio_source, reconcile_ping
 from functions.spec import FunctionSpec
 
 # Applied with `kubectl -n knative-serving patch`, not part of the kustomization (Knative owns them).
@@ -36,6 +36,7 @@ def render(specs: tuple[FunctionSpec, ...]) -> dict[str, list[Resource]]:
         "triggers.yaml": [trigger(s, t, cluster_settings()) for s in specs for t in s.triggers],
         "sink-binding.yaml": [sink_binding()],
         "minio-source.yaml": minio_source(),
+        "ping-source.yaml": [reconcile_ping()],
         "extauthz.yaml": [extauthz_service()],
         "kourier/config-kourier.yaml": [config_kourier_patch()],
         "monitoring/grafana-dashboard.yaml": [dashboard_config_map(dashboard_json())],

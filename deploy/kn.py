@@ -103,7 +103,7 @@ def kn_script(files: dict[str, list[Resource]]) -> str:
     )  # fmt: skip
     lines += [_kn_service(r) for r in files["services.yaml"]]
     lines += [line for r in files["triggers.yaml"] for line in _kn_trigger(r)]
-    for name in ("sink-binding.yaml", "minio-source.yaml", "extauthz.yaml"):
+    for name in ("sink-binding.yaml", "minio-source.yaml", "ping-source.yaml", "extauthz.yaml"):
         lines.append(_line("kubectl", "apply", "-f", f"knative/{name}"))
     lines.append(
         _line("kubectl", "-n", "knative-serving", "patch", "configmap", "config-kourier", "--type", "merge",

@@ -1,4 +1,5 @@
-"""MinIO's AMQP notifications into DataFrost on Knative (the alternative to MinIO's webhook target).
+"""Event sources on Knative: MinIO's AMQP notifications (the alternative to MinIO's webhook target),
+and the PingSource that drives the catalog's reconciler.
 
 MinIO publishes each notification to a durable direct exchange; a quorum queue bound to it with
 MinIO's routing key keeps them (declared by the RabbitMQ topology operator, `predeclared` for the
@@ -9,11 +10,14 @@ queue, one message at a time (order per bucket matters: create then delete), and
 
 from __future__ import annotations
 
-from deploy.common import NAMESPACE, RABBITMQ_CLUSTER, Resource, metadata, service_ref
+import json
+
+from deploy.common import BROKER, NAMESPACE, RABBITMQ_CLUSTER, Resource, metadata, service_ref
 from eventing.durations import format_duration
 from eventing.trigger import DeliverySpec
 from functions.registry import served_by
 from functions.spec import Serves
+from pipeline.events import RECONCILE_PING_DATA as PING_DATA
 from shared.settings import from_env
 
 SOURCE = "minio-notifications"
@@ -75,3 +79,32 @@ def minio_source() -> list[Resource]:
         },
     }
     return [exchange, queue, binding, source]
+
+
+PING_SOURCE = "reconcile"
+
+
+def reconcile_ping() -> Resource:
+    """The PingSource that drives the catalog's reconciler: a `dev.knative.sources.ping` into the
+    broker every DATAFROST_RECONCILE_INTERVAL (rounded to whole minutes, cron's unit); the catalog's
+    `reconcile` trigger takes it (a pass at start comes from the catalog's own first ping)."""
+    interval = from_env({}).reconcile.interval_seconds
+    minutes = max(1, round(interval / 60))
+    return {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "PingSource",
+        "metadata": metadata(PING_SOURCE),
+        "spec": {
+            "schedule": f"*/{minutes} * * * *" if minutes < 60 else f"0 */{max(1, minutes // 60)} * * *",
+            "contentType": "application/json",
+            "data": json.dumps(PING_DATA),
+            "sink": {
+                "ref": {
+                    "apiVersion": "eventing.knative.dev/v1",
+                    "kind": "Broker",
+                    "name": BROKER,
+                    "namespace": NAMESPACE,
+                }
+            },
+        },
+    }

@@ -26,6 +26,7 @@ from localplatform.processes import ProcessManager, free_port
 from localplatform.sink_refs import SinkRefs
 from localplatform.storage_wiring import start_storage
 from localplatform.trigger_store import TriggerFileError, TriggerStore
+from localplatform.upkeep import start_upkeep
 from shared import metrics
 from shared.auth.dev_issuer import DEMO_USER
 from shared.http_limits import EDGE
@@ -181,6 +182,7 @@ class DevPlatform:
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._storage += start_upkeep(settings, broker)  # reconciler pings, the notification probe
 
     def _internal_listener(self, max_body: int) -> HttpServer:
         """The internal listener keeps its port across restarts. It is bound as the server binds: cheroot

@@ -17,9 +17,32 @@ OBJECT_REMOVED = "io.datafrost.object.removed"
 IMAGE_ANALYZED = "io.datafrost.image.analyzed"
 IMAGE_THUMBNAILED = "io.datafrost.image.thumbnailed"
 IMAGE_REJECTED = "io.datafrost.image.rejected"
+# The notification of a probe object reached storage-events (the store does notify); no trigger of the
+# pipeline consumes it: `datafrost dev` watches the broker for it at start.
+STORAGE_PROBED = "io.datafrost.storage.probed"
+# What a Knative PingSource sends (knative.dev/eventing: sourcesv1.PingSourceEventType); its source is
+# `/apis/v1/namespaces/<namespace>/pingsources/<name>`. The catalog runs a reconciler pass on each.
+PING = "dev.knative.sources.ping"
+RECONCILE_PING_DATA = {"run": "reconcile"}  # what the reconciler's pings carry (Knative's and dev's)
+# Where the reconciler's events come from (the catalog re-emitting object events: reconcile.py).
+RECONCILER_SOURCE = "/datafrost/catalog/reconcile"
+# What to do when objects reach the uploads bucket with no notification (the probe, the reconciler).
+NOTIFICATIONS_HINT = (
+    "configure the store to notify storage-events: for MinIO `mc event add <alias>/<uploads bucket> "
+    "arn:minio:sqs::datafrost:webhook --event put,delete` after setting notify_webhook (or "
+    "MINIO_NOTIFY_WEBHOOK_ENDPOINT_DATAFROST=<gateway>/storage-events/ and "
+    "MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_DATAFROST=<data dir>/auth/storage-events-token); README: "
+    "'Storage: local folders or MinIO'"
+)
 
-KNOWN_TYPES = frozenset({OBJECT_CREATED, OBJECT_REMOVED, IMAGE_ANALYZED, IMAGE_THUMBNAILED, IMAGE_REJECTED})
+KNOWN_TYPES = frozenset(
+    {OBJECT_CREATED, OBJECT_REMOVED, IMAGE_ANALYZED, IMAGE_THUMBNAILED, IMAGE_REJECTED, STORAGE_PROBED}
+)  # DataFrost's own types (metric labels); a ping is Knative's and counts as "other"
 BUCKET_EXTENSION = "bucket"
+# Keys under this prefix in the uploads bucket are DataFrost's own (a notification probe, say): never
+# images, never catalogued, skipped by storage-events and the reconciler.
+RESERVED_PREFIX = ".datafrost/"
+PROBE_PREFIX = RESERVED_PREFIX + "probe/"
 
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")  # what `image_id` makes
 T = TypeVar("T")
@@ -38,6 +61,16 @@ _FIELD_KINDS: dict[str, tuple[type, ...]] = {
 def image_id(bucket: str, key: str) -> str:
     """The image id of an object: derived from where it lives, so every function computes the same one."""
     return hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:32]
+
+
+def is_reserved_key(key: str) -> bool:
+    """True for a key DataFrost keeps for itself (`RESERVED_PREFIX`): never an image."""
+    return key.startswith(RESERVED_PREFIX)
+
+
+def ping_source(namespace: str, name: str) -> str:
+    """The source attribute of a PingSource's events (knative.dev/eventing: PingSourceSource)."""
+    return f"/apis/v1/namespaces/{namespace}/pingsources/{name}"
 
 
 def is_image_id(text: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from pipeline.events import is_reserved_key
 from shared.auth.identity import Identity
 
 ANONYMOUS = "anonymous"  # the owner of a key with no prefix, and of uploads with auth off
@@ -25,7 +26,9 @@ def owner_segment(identity: Identity | None) -> str:
     if identity is None:
         return ANONYMOUS
     segment = _UNSAFE_SEGMENT.sub("_", identity.owner)
-    return segment if segment.strip(".") else f"user-{identity.subject}"
+    if not segment.strip(".") or is_reserved_key(segment + "/"):  # DataFrost's own prefix is no owner's
+        return f"user-{identity.subject}"
+    return segment
 
 
 def owner_scope(identity: Identity | None) -> str | None:

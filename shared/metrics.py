@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # Gauges read at scrape time (registered by the process that can read them, see register_gauge).
 BROKER_QUEUE_DEPTH = "datafrost_broker_queue_depth"  # the local runner's broker, per trigger
 CATALOG_IMAGES = "datafrost_catalog_images"  # the catalog function, per status
-SCRAPE_TIME_GAUGES = (BROKER_QUEUE_DEPTH, CATALOG_IMAGES)
+# The reconciler's last pass as the catalog keeps it: when it finished (per bucket), and what it found
+# per reason (missing, stuck, gone, gave_up, unnotified, deferred), read from the catalog's database.
+RECONCILE_LAST_PASS_TIME = "datafrost_reconcile_last_pass_timestamp_seconds"
+RECONCILE_LAST_PASS_ITEMS = "datafrost_reconcile_last_pass_items"
+SCRAPE_TIME_GAUGES = (BROKER_QUEUE_DEPTH, CATALOG_IMAGES, RECONCILE_LAST_PASS_TIME, RECONCILE_LAST_PASS_ITEMS)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -113,6 +117,28 @@ auth_login_failures = Counter(
     "datafrost_auth_login_failures_total",
     "Credentials the dev issuer refused, and attempts refused unchecked during a lockout, by reason.",
     ["reason"],
+)
+
+
+# The reconciler (the catalog): passes, what they repaired, and objects no notification ever announced.
+reconcile_passes = Counter(
+    "datafrost_reconcile_passes_total", "Reconciler passes the catalog ran, by outcome.", ["outcome"]
+)
+reconcile_repairs = Counter(
+    "datafrost_reconcile_repairs_total",
+    "Records the reconciler repaired, by reason (missing, stuck, gone, gave_up).",
+    ["reason"],
+)
+reconcile_unnotified = Counter(
+    "datafrost_reconcile_unnotified_objects_total",
+    "Objects the reconciler found in the uploads bucket without any event (a store that does not notify?).",
+)
+# `datafrost dev`'s probe at start: 1 when a probe object's notification reached storage-events, 0 when
+# none came in time (the store sends no notifications); no sample before the probe ends.
+storage_notifications_ok = Gauge(
+    "datafrost_storage_notifications_ok",
+    "Whether the store's notifications reach storage-events (the start probe), per bucket.",
+    ["bucket"],
 )
 
 

@@ -55,6 +55,19 @@ class BruteForcePolicy:
 
 
 @dataclass(frozen=True)
+class ReconcilePolicy:
+    """The catalog's reconciler and `datafrost dev`'s notification probe (DATAFROST_RECONCILE_*)."""
+
+    interval_seconds: int = 300  # DATAFROST_RECONCILE_INTERVAL: `datafrost dev` pings a pass (0: never)
+    grace_seconds: int = 120  # ..._GRACE_SECONDS: an object younger than this may still be notified
+    stuck_seconds: int = 900  # ..._STUCK_SECONDS: `processing` this long (since its last write) is stuck
+    max_repairs: int = 3  # ..._MAX_REPAIRS: re-emits of a stuck record before it is marked rejected
+    max_emits: int = 500  # ..._MAX_EMITS: events one pass sends at most (the rest on the next pass)
+    batch: int = 50  # ..._BATCH: events per request to the broker
+    probe_seconds: int = 30  # DATAFROST_STORAGE_PROBE_SECONDS: wait for a probe's notification (0: no probe)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a process reads from its environment, in one place."""
 
@@ -117,6 +130,7 @@ class Settings:
     storage_events_rate: RateLimit = field(
         default_factory=lambda: RateLimit(DEFAULT_STORAGE_EVENTS_PER_MINUTE, DEFAULT_STORAGE_EVENTS_BURST)
     )
+    reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
 
     def database_url(self, service: str) -> str:
         """The service's own database: DATAFROST_<SERVICE>_DB, else SQLite in the data dir."""
@@ -202,6 +216,23 @@ def _brute_force(env: dict[str, str]) -> BruteForcePolicy:
     )
 
 
+def _reconcile(env: dict[str, str]) -> ReconcilePolicy:
+    default = ReconcilePolicy()
+
+    def count(name: str, value: int, least: int = 0) -> int:
+        return max(least, _int(env, name, value))
+
+    return ReconcilePolicy(
+        interval_seconds=count("DATAFROST_RECONCILE_INTERVAL", default.interval_seconds),
+        grace_seconds=count("DATAFROST_RECONCILE_GRACE_SECONDS", default.grace_seconds),
+        stuck_seconds=count("DATAFROST_RECONCILE_STUCK_SECONDS", default.stuck_seconds, 1),
+        max_repairs=count("DATAFROST_RECONCILE_MAX_REPAIRS", default.max_repairs),
+        max_emits=count("DATAFROST_RECONCILE_MAX_EMITS", default.max_emits, 1),
+        batch=count("DATAFROST_RECONCILE_BATCH", default.batch, 1),
+        probe_seconds=count("DATAFROST_STORAGE_PROBE_SECONDS", default.probe_seconds),
+    )
+
+
 def _dev_issuer_default(issuer: str | None) -> bool:
     """The guess when DATAFROST_AUTH_DEV_ISSUER is unset: the dev issuer is in use when no issuer is set,
     or the issuer is the authz function under a local gateway (a loopback host, path
@@ -269,4 +300,5 @@ def from_env(env: dict[str, str]) -> Settings:
         or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or None,
         auth_brute_force=_brute_force(env),
+        reconcile=_reconcile(env),
     )

@@ -59,3 +59,20 @@ status = case(
     ((images.c.analyzed_at.is_not(None)) & (images.c.thumbnailed_at.is_not(None)), "ready"),
     else_="processing",
 ).label("status")
+
+# The reconciler's own state (functions/catalog/reconcile.py): how often each record was repaired
+# (the generation in its repair event ids), and what the last pass of each bucket did.
+repairs = Table(
+    "reconcile_repairs",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the image id
+    Column("generation", Integer, nullable=False),
+    Column("repaired_at", DateTime(timezone=True), nullable=False),
+)
+passes = Table(
+    "reconcile_passes",
+    metadata,
+    Column("bucket", String(255), primary_key=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("summary", JSON, nullable=False),
+)

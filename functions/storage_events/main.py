@@ -14,6 +14,10 @@ Records no real object can have caused (a key the stores refuse, a sequencer tha
 lies ahead: `pipeline.minio_codec`) are skipped; a creation is published only when the store holds
 the object with the notified eTag (and carries the store's size, content type and metadata), a
 removal only when the object is gone (`verify`). Skipped records are logged and listed in the answer.
+Keys under `.datafrost/` are DataFrost's own and never published as object events: the creation of a
+probe (`.datafrost/probe/...`, which `datafrost dev` writes at start to learn whether the store
+notifies at all) is published as `io.datafrost.storage.probed`, which no pipeline trigger consumes;
+anything else there is skipped.
 
 HTTP: `POST /`: 200 `{"published": [ids], "skipped": [{"record", "key", "reason"}]}`; 400 for a
 malformed notification; 401 without `Authorization: Bearer <DATAFROST_STORAGE_EVENTS_TOKEN>` when that
@@ -42,7 +46,16 @@ from functions.runtime import error_response, json_response, target
 from functions.spec import PUBLIC, FunctionSpec, Serves, route
 from functions.storage_events.rabbitmq_source import notification_of
 from functions.storage_events.verify import NotInStore, verified_change
-from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
+from pipeline.events import (
+    OBJECT_CREATED,
+    OBJECT_REMOVED,
+    PROBE_PREFIX,
+    RESERVED_PREFIX,
+    STORAGE_PROBED,
+    ObjectCreated,
+    ObjectRemoved,
+    is_reserved_key,
+)
 from pipeline.minio_codec import SkippedRecord, TooManyRecords, decode_notification, encode_key, object_event
 from shared import safe_json, tracing
 from shared.auth.identity import SERVICE
@@ -52,6 +65,12 @@ from shared.rate_limit import ClientRateLimiter
 from shared.settings import Settings
 
 log = logging.getLogger("datafrost.storage-events")
+RESERVED_SKIP = f"keys under {RESERVED_PREFIX} are DataFrost's own, never images"
+
+
+def is_probe(change: ObjectCreated | ObjectRemoved) -> bool:
+    """The creation of a notification probe (`datafrost dev` writes one at start)."""
+    return isinstance(change, ObjectCreated) and change.key.startswith(PROBE_PREFIX)
 
 
 def authorized(header: str | None, token: str | None) -> bool:
@@ -128,8 +147,13 @@ def _publish(notification: Any, call: Call) -> flask.Response:
     events = []
     for index, change in decoded.changes:
         assert store is not None
+        probe = is_probe(change)
+        if is_reserved_key(change.key) and not probe:
+            skipped.append(SkippedRecord(index, encode_key(change.key), RESERVED_SKIP))
+            continue
         try:
-            events.append(object_event(verified_change(change, store)))
+            event = object_event(verified_change(change, store))
+            events.append(event.with_attributes(type=STORAGE_PROBED) if probe else event)
         except NotInStore as exc:
             skipped.append(SkippedRecord(index, encode_key(change.key), str(exc)))
         except (
@@ -161,7 +185,7 @@ def liveness(call: Call) -> flask.Response:
 SPEC = FunctionSpec(
     name="storage-events",
     description="MinIO webhook target: bucket notifications in, object CloudEvents out",
-    emits=(OBJECT_CREATED, OBJECT_REMOVED),
+    emits=(OBJECT_CREATED, OBJECT_REMOVED, STORAGE_PROBED),
     routes=(
         # MinIO's webhook sends a static token, never a JWT: the handler checks that token itself
         # (DATAFROST_STORAGE_EVENTS_TOKEN)

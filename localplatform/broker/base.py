@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from eventing import broker_ttl
 from eventing.cloudevent import CloudEvent
@@ -46,6 +46,7 @@ class Broker(abc.ABC):
         self._triggers: dict[str, Trigger] = {}
         self._lock = threading.RLock()
         self.dispatcher = Dispatcher(self.publish_one, self._stopping)
+        self.observers: list[Callable[[Sequence[CloudEvent]], None]] = []  # told of what each publish admits
 
     def publish_one(self, event: CloudEvent) -> None:
         self.publish([event])
@@ -72,6 +73,8 @@ class Broker(abc.ABC):
             )
         if accepted:
             self._store(accepted)
+            for observe in list(self.observers):
+                observe(accepted)
         return dropped
 
     @abc.abstractmethod

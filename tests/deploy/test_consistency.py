@@ -20,7 +20,7 @@ from functions.authz.main import CHECK_PREFIX
 from functions.registry import all_specs
 from functions.spec import relative_source
 from functions.storage_events.rabbitmq_source import RABBITMQ_SOURCE_EVENT
-from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED
+from pipeline.events import OBJECT_CREATED, OBJECT_REMOVED, PING
 from shared.settings import database_variable, from_env
 
 
@@ -42,9 +42,15 @@ def test_one_service_per_function_and_one_trigger_per_registry_trigger() -> None
     assert names == sorted(s.trigger_name(t) for s in all_specs() for t in s.triggers)
 
 
+def produced_types() -> set[str]:
+    """What the functions emit, and what the generated sources send (a PingSource: its pings)."""
+    pings = {PING} if of_kind("PingSource") else set()
+    return {t for s in all_specs() for t in s.emits} | pings
+
+
 def test_triggers_reach_generated_services_with_exact_filters_only() -> None:
     services = knative_services()
-    produced = {t for s in all_specs() for t in s.emits}
+    produced = produced_types()
     assert {OBJECT_CREATED, OBJECT_REMOVED} <= produced
     for t in of_kind("Trigger"):
         spec = t["spec"]
@@ -57,7 +63,7 @@ def test_triggers_reach_generated_services_with_exact_filters_only() -> None:
 
 
 def test_every_consumed_type_has_a_producer() -> None:
-    produced = {t for s in all_specs() for t in s.emits}
+    produced = produced_types()
     for spec in all_specs():
         assert set(spec.consumes) - {"*"} <= produced, spec.name
 

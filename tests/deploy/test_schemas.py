@@ -30,6 +30,7 @@ CRD_FILES = {
         "RabbitmqBrokerConfig",
     ): "eventing-rabbitmq/300-rabbitmqbrokerconfig.yaml",
     ("sources.knative.dev/v1", "SinkBinding"): "eventing/sinkbindings.yaml",
+    ("sources.knative.dev/v1", "PingSource"): "eventing/pingsource.yaml",
     ("sources.knative.dev/v1alpha1", "RabbitmqSource"): "eventing-rabbitmq/300-rabbitmqsource.yaml",
 }
 KUBERNETES = "1.33"  # the Kubernetes API version core resources are validated against

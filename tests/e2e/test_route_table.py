@@ -125,6 +125,8 @@ def samples(dev: DevProcess) -> dict[tuple[str, str, str], Request]:
         ("catalog", "GET", "/images/<image_id>/variants/<name>"): Request(
             f"/images/{image}/variants/thumb", expect=owner_only(200)
         ),
+        ("catalog", "POST", "/reconcile"): Request("/reconcile", expect=200),  # one pass, its summary
+        ("catalog", "GET", "/reconcile"): Request("/reconcile", expect=200),
         ("dead-letters", "GET", "/"): Request("/", expect=200),
         ("dead-letters", "GET", "/<letter_id>"): Request("/no-such-letter", expect=404),
         ("dead-letters", "DELETE", "/<letter_id>"): Request("/no-such-letter", expect=404),

@@ -15,7 +15,7 @@ def test_only_functions_that_post_events_get_k_sink() -> None:
         env = FunctionProcess(spec, PLATFORM_ENV).process_env()
         assert env["K_SERVICE"] == spec.name and env["DATAFROST_DATA_DIR"] == "/tmp/df"
         assert ("K_SINK" in env) == spec.uses_sink, spec.name
-    assert {s.name for s in all_specs() if s.uses_sink} == {"storage-events", "dead-letters"}
+    assert {s.name for s in all_specs() if s.uses_sink} == {"storage-events", "dead-letters", "catalog"}
 
 
 def test_each_function_process_is_told_whose_death_ends_it() -> None:

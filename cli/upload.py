@@ -140,7 +140,7 @@ def upload_one(uploader: Uploader, path: Path, skip_duplicates: bool) -> tuple[s
         return SKIPPED, f"SKIPPED  {shown}: already uploaded as {the_id}{named}", 0
     status, body = uploader.upload(path.name, data)
     if status == 201:
-        kept = str(body.get("filename") or "")  # differs when cut to fit, or with bytes that are not UTF-8
+        kept = str(body.get("filename") or "")  # differs when the upload function cut it to fit
         note = (
             f"  (named {filenames.shown(kept)})" if kept and kept != filenames.os_name_text(path.name) else ""
         )

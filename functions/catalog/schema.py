@@ -94,7 +94,8 @@ def create_or_upgrade(engine: Engine) -> None:
     metadata.create_all(engine)
     present = {column["name"] for column in inspect(engine).get_columns(images.name)}
     missing = [column for column in images.columns if column.name not in present]
+    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""  # replicas starting at once
     with engine.begin() as conn:
         for column in missing:
             kind = column.type.compile(dialect=engine.dialect)
-            conn.execute(text(f'ALTER TABLE {images.name} ADD COLUMN "{column.name}" {kind}'))
+            conn.execute(text(f'ALTER TABLE {images.name} ADD COLUMN {guard}"{column.name}" {kind}'))

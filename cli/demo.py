@@ -1,13 +1,17 @@
-"""`datafrost dev --demo`: a few generated images uploaded right after start, so the catalog fills."""
+"""`datafrost dev --demo`: a few generated images uploaded right after start, so the catalog fills.
+
+The pictures are the same on every start (drawn, not random), and the ones the demo user has already
+(the catalog knows their sha256) are skipped: starting again adds nothing.
+"""
 
 from __future__ import annotations
 
 import io
 
-import urllib3
 from PIL import Image, ImageDraw
 
 from cli.common import CliError
+from cli.upload import Uploader, UploadFailed
 
 DEMO_IMAGES = 5
 
@@ -35,14 +39,22 @@ def _picture(n: int) -> tuple[str, bytes, str]:
 
 
 def run_demo(url: str, token: str | None, token_command: str = "datafrost token") -> None:
-    """Upload the pictures as the demo user (`token` is None when auth is off)."""
-    http = urllib3.PoolManager(retries=False)
-    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    """Upload the pictures the demo user lacks, as the demo user (`token` is None when auth is off)."""
+    uploader = Uploader(url, {"Authorization": f"Bearer {token}"} if token else {})
+    uploaded = skipped = 0
     for n in range(DEMO_IMAGES):
-        name, data, content_type = _picture(n)
-        headers = {"Content-Type": content_type, "X-Filename": name, **auth}
-        response = http.request("POST", f"{url}/upload", body=data, headers=headers, timeout=60)
-        if response.status != 201:
-            raise CliError(f"demo upload of {name} failed with {response.status}: {response.data[:200]!r}")
-    print(f"demo: uploaded {DEMO_IMAGES} images as the demo user; the catalog fills in a moment:")
+        name, data, _ = _picture(n)
+        try:
+            there = uploader.uploaded_already(data)
+        except UploadFailed as exc:
+            raise CliError(f"demo: cannot ask the catalog about {name}: {exc}") from None
+        if there is not None:
+            skipped += 1
+            continue
+        status, body = uploader.upload(name, data)
+        if status != 201:
+            raise CliError(f"demo upload of {name} failed with {status}: {body.get('error')}")
+        uploaded += 1
+    kept = f" (skipped {skipped} already uploaded)" if skipped else ""
+    print(f"demo: uploaded {uploaded} images as the demo user{kept}; the catalog fills in a moment:")
     print(f'  curl -H "Authorization: Bearer $({token_command})" {url}/catalog/images')

@@ -1,8 +1,10 @@
 """`datafrost status`: a running `datafrost dev` at a glance: functions, triggers, images.
 
 Read from the gateway: `/functions` (processes), `/brokers/default/triggers` (admin) and the
-aggregate `/metrics` (backlog, deliveries, dead letters, images by status). It starts nothing: an
-idle catalog shows no image counts rather than being woken.
+aggregate `/metrics` (backlog, deliveries, dead letters, images by status). It starts nothing and
+changes nothing it reports: without --token it sends the data dir's dev token secret, with which the
+gateway answers these reads from this machine without the authz round trip (and no token is minted,
+so authz is not started either); a catalog scaled to zero shows the counts it exported last.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from typing import Any
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.common import CliError, add_url, auth_headers, fail_unless, request_json, table_lines
+from cli.common import (
+    DEV_SECRET_HEADER,
+    CliError,
+    add_url,
+    auth_headers,
+    fail_unless,
+    request_json,
+    table_lines,
+)
 from pipeline.events import NOTIFICATIONS_HINT
 from shared import metrics
 
@@ -56,7 +66,7 @@ def render(
         rows.append(
             (
                 str(fn["name"]),
-                "running" if fn.get("running") else "idle",
+                "running" if fn.get("running") else "stopped",
                 str(fn.get("cold_starts", 0)),
                 str(fn.get("in_flight", 0)),
                 "-" if idle is None or not fn.get("running") else f"{idle:.0f}s",
@@ -82,13 +92,26 @@ def render(
         )
     lines += ["", *table_lines(rows), ""]
     images = sums(metrics_text, metrics.CATALOG_IMAGES, "status")
+    catalog_running = any(fn.get("running") for fn in functions if fn["name"] == "catalog")
     if images:
         counts = ", ".join(f"{status} {int(n)}" for status, n in sorted(images.items()))
-        lines.append(f"images: {counts} (total {int(sum(images.values()))})")
+        since = "" if catalog_running else " (as the catalog last counted them; it is stopped)"
+        lines.append(f"images: {counts} (total {int(sum(images.values()))}){since}")
     else:
-        lines.append("images: the catalog is idle (scaled to zero); counts appear once it runs")
+        lines.append("images: not counted yet (the catalog has not run since the platform started)")
     lines += reconciler_lines(metrics_text)
     return "\n".join(lines)
+
+
+def read_headers(args: argparse.Namespace) -> dict[str, str]:
+    """--token when given; else the data dir's dev token secret (no token minted, authz not started);
+    else a token from the dev issuer (a platform without the secret: auth off, or a real issuer)."""
+    if args.token:
+        return auth_headers(args, ADMIN)
+    from shared.auth.dev_issuer import read_dev_token_secret
+
+    secret = read_dev_token_secret(args.data_dir)
+    return {DEV_SECRET_HEADER: secret} if secret else auth_headers(args, ADMIN)
 
 
 def reconciler_lines(metrics_text: str) -> list[str]:
@@ -117,8 +140,13 @@ def reconciler_lines(metrics_text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
-    headers = auth_headers(args, ADMIN)
+    headers = read_headers(args)
     status, functions = request_json("GET", f"{base}/functions", headers=headers)
+    if status == 403 and DEV_SECRET_HEADER in headers:
+        raise CliError(
+            f"the platform refused the dev token secret of {args.data_dir}: {(functions or {}).get('error')} "
+            "(pass --data-dir with the data dir of the running `datafrost dev`, or --token)"
+        )
     fail_unless(status, functions, 200)
     status, triggers = request_json("GET", f"{base}/brokers/default/triggers", headers=headers)
     fail_unless(status, triggers, 200)

@@ -6,6 +6,7 @@ Knative gives each Service its own host behind Kourier; here `/<function>/<rest>
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import logging
@@ -27,15 +28,15 @@ from functions.registry import BROKER_PATH, TRIGGERS_PATH, gateway_policy
 from functions.spec import Route
 from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError, TriggerRefused
 from localplatform.ext_authz import ExtAuthz, strip_internal_headers
-from localplatform.metrics_aggregate import merge
-from localplatform.processes import FunctionStartError, ProcessManager
+from localplatform.metrics_aggregate import LastExports, merge
+from localplatform.processes import FunctionProcess, FunctionStartError, ProcessManager
 from localplatform.sink_policy import SinkPolicy
 from localplatform.sink_refs import function_ref, shown
 from localplatform.trigger_store import TriggerFileError, TriggerStore
 from shared import metrics, safe_json
 from shared.auth.policy import NoRoute, gateway_path, host_function
 from shared.errors import error_body
-from shared.loopback import names_loopback
+from shared.loopback import is_loopback_address, names_loopback
 from shared.paths import RefusedPath, encoded, request_path
 from shared.settings import Settings
 
@@ -53,6 +54,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+DEV_SECRET_HEADER = "X-Dev-Token-Secret"
+STATUS_PATHS = ("/functions", "/metrics")  # with the trigger list: what `datafrost status` reads
 PROXY_TIMEOUT = urllib3.Timeout(connect=5.0, read=300.0)
 
 
@@ -88,8 +91,14 @@ class Gateway:
         authz: ExtAuthz | None = None,
         credentials: Callable[[str], dict[str, str]] = lambda url: {},
         loopback_hosts_only: bool = False,
+        local_status_secret: str | None = None,
+        last_exports: LastExports | None = None,
     ) -> None:
         self.authz = authz  # None on the internal (cluster-local) listener: no check there
+        # the dev token secret: with it a caller on this machine reads the platform's state without
+        # the authz round trip (which would start authz, and so change what it reads)
+        self.local_status_secret = local_status_secret
+        self.last_exports = last_exports or LastExports(metrics.KEPT_WHILE_STOPPED)
         # the internal listener trusts its callers for being on this machine: it answers only requests
         # whose Host names loopback, so a DNS-rebinding page (its own domain as Host) gets nothing
         self.loopback_hosts_only = loopback_hosts_only
@@ -127,7 +136,10 @@ class Gateway:
         host_function = self._function_from_host(request.host)
         if path == "/healthz" and host_function is None:
             return ok_json({"status": "ok"})  # the gateway's own health never depends on authz
-        if self.authz is not None:
+        local = self.local_status_read(request, path) if host_function is None else False
+        if isinstance(local, Response):
+            return local
+        if self.authz is not None and not local:
             # the original path and Host: authz maps host routing itself, as behind Kourier
             denied = self.authz.deny(request, path)
             if denied is not None:
@@ -160,6 +172,25 @@ class Gateway:
             f"no route for {path}: not a function ({', '.join(self.processes.functions)}) or API path", 404
         )
 
+    def local_status_read(self, request: Request, path: str) -> bool | Response:
+        """True for a read of the platform's own state (GET /functions, /metrics, the trigger list) that
+        carries the data dir's dev token secret (X-Dev-Token-Secret) from this machine: it needs no
+        authz round trip. A 403 when the secret is sent from elsewhere, to another host, or is wrong;
+        False without it (the usual check applies)."""
+        given = request.headers.get(DEV_SECRET_HEADER)
+        if given is None or self.authz is None or self.local_status_secret is None:
+            return False
+        reads = request.method in ("GET", "HEAD") and (
+            path in STATUS_PATHS or path == TRIGGERS_PATH or path.startswith(TRIGGERS_PATH + "/")
+        )
+        if not reads:
+            return False
+        if not is_loopback_address(request.remote_addr or "") or not names_loopback(request.host):
+            return error("the dev token secret is taken only from this machine, addressed to loopback", 403)
+        if not hmac.compare_digest(given.strip().encode(), self.local_status_secret.encode()):
+            return error(f"wrong {DEV_SECRET_HEADER}: it must be the data dir's auth/dev-token-secret", 403)
+        return True
+
     def declared(self, request: Request, path: str) -> Route | Response:
         """The route a request reaches (its gateway path form), else the 404 or 405 answer (what authz
         answers too: with auth off nothing else would)."""
@@ -172,23 +203,34 @@ class Gateway:
             return response
 
     def all_metrics(self) -> bytes:
-        """The gateway's metrics and every running function's (an idle one is not started for this)."""
+        """The gateway's metrics and every running function's (an idle one is not started for this: it
+        shows the gauges of stored state it exported last, `LastExports`)."""
         texts = {"gateway": metrics.exposition()[0].decode()}
         for name, fn in self.processes.functions.items():
-            port = fn.port
-            if not fn.running or port is None:
-                continue
-            try:
-                # a function's /metrics needs the service role: the gateway asks as the platform
-                headers = self.credentials(self.internal_origin + "/")
-                answer = self._http.request(
-                    "GET", f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=2.0
-                )
-            except urllib3.exceptions.HTTPError:
-                continue  # stopped meanwhile: it has nothing to report
-            if answer.status == 200:
-                texts[name] = answer.data.decode()
+            text = self.scrape(fn) if fn.running else None
+            text = text if text is not None else self.last_exports.last(name)
+            if text is not None:
+                texts[name] = text
         return merge(texts)
+
+    def scrape(self, fn: FunctionProcess) -> str | None:
+        """A running function's /metrics (remembered in `last_exports`), without counting as a use."""
+        port = fn.port
+        if not fn.running or port is None:
+            return None
+        try:
+            # a function's /metrics needs the service role: the gateway asks as the platform
+            headers = self.credentials(self.internal_origin + "/")
+            answer = self._http.request(
+                "GET", f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=2.0
+            )
+        except urllib3.exceptions.HTTPError:
+            return None  # stopped meanwhile: it has nothing to report
+        if answer.status != 200:
+            return None
+        text = answer.data.decode()
+        self.last_exports.record(fn.spec.name, text)
+        return text
 
     def _function_from_host(self, host: str) -> str | None:
         return host_function(host, self.processes.functions)

@@ -7,7 +7,8 @@ merged under one HELP and TYPE. Pure: texts in, text out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Collection, Iterator, Mapping
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -42,3 +43,33 @@ def merge(expositions: Mapping[str, str]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(list(merged.values())))
     return generate_latest(registry)
+
+
+def only(text: str, families: Collection[str]) -> str:
+    """The part of an exposition that is about the named families ("" when none is there)."""
+    kept = [family for family in text_string_to_metric_families(text) if family.name in families]
+    if not kept:
+        return ""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged(kept))
+    return generate_latest(registry).decode()
+
+
+class LastExports:
+    """What each function exported last of the gauges of stored state (`families`), shown for it while
+    it is scaled to zero: a stopped catalog still has its image counts."""
+
+    def __init__(self, families: Collection[str]) -> None:
+        self.families = frozenset(families)
+        self._texts: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def record(self, function: str, text: str) -> None:
+        kept = only(text, self.families)
+        with self._lock:
+            if kept:
+                self._texts[function] = kept
+
+    def last(self, function: str) -> str | None:
+        with self._lock:
+            return self._texts.get(function)

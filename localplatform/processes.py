@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -170,6 +170,8 @@ class ProcessManager:
         self, specs: tuple[FunctionSpec, ...], env: Mapping[str, str], idle_seconds: float, keep_warm: bool
     ) -> None:
         self.functions = {spec.name: FunctionProcess(spec, env) for spec in specs}
+        # called with a function about to be stopped as idle, while it still answers (its last metrics)
+        self.before_idle_stop: Callable[[FunctionProcess], object] = lambda fn: None
         self._idle_seconds = idle_seconds
         self._keep_warm = keep_warm
         self._stop = threading.Event()
@@ -187,9 +189,18 @@ class ProcessManager:
             now = time.monotonic()
             for fn in self.functions.values():
                 if fn.running and fn.in_flight == 0 and now - fn.last_used > self._idle_seconds:
+                    # outside the lock: the function may call through the gateway meanwhile (a request
+                    # for it waits on the lock), and such a use keeps it running after all
+                    self._before_stop(fn)
                     with fn._lock:
                         if fn.in_flight == 0 and time.monotonic() - fn.last_used > self._idle_seconds:
                             fn.stop()
+
+    def _before_stop(self, fn: FunctionProcess) -> None:
+        try:
+            self.before_idle_stop(fn)
+        except Exception:  # the function is stopped all the same
+            log.exception("before stopping %s", fn.spec.name)
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -22,6 +22,7 @@ from localplatform.broker.memory import MemoryBroker
 from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
 from localplatform.http_server import HttpServer
+from localplatform.metrics_aggregate import LastExports
 from localplatform.processes import ProcessManager, free_port
 from localplatform.sink_refs import SinkRefs
 from localplatform.storage_wiring import start_storage
@@ -153,6 +154,7 @@ class DevPlatform:
         registry_triggers = function_triggers(self.specs, self.internal_url, settings)
         credentials = service_credentials(settings, self.auth, self.internal_url)
         broker.dispatcher.credentials = credentials
+        last_exports = LastExports(metrics.KEPT_WHILE_STOPPED)  # both listeners show the same
         for server, authz in ((self.server, ExtAuthz(self.processes) if settings.auth_enabled else None),
                               (self.internal_server, None)):  # fmt: skip
             gateway = Gateway(
@@ -164,9 +166,12 @@ class DevPlatform:
                 authz=authz,
                 credentials=credentials,
                 loopback_hosts_only=server is self.internal_server,
+                local_status_secret=self.auth.realm.dev_token_secret if self.auth.realm else None,
+                last_exports=last_exports,
             )
             gateway.public_origin, gateway.internal_origin = self.public_url, self.internal_url
             server.app = gateway
+        self.processes.before_idle_stop = gateway.scrape  # a stopping function's last state is kept
         broker.dispatcher.max_reply_bytes = settings.max_event_bytes  # a reply is an event like any other
         for trigger in registry_triggers:
             broker.set_trigger(trigger)

@@ -16,6 +16,9 @@ CATALOG_IMAGES = "datafrost_catalog_images"  # the catalog function, per status
 RECONCILE_LAST_PASS_TIME = "datafrost_reconcile_last_pass_timestamp_seconds"
 RECONCILE_LAST_PASS_ITEMS = "datafrost_reconcile_last_pass_items"
 SCRAPE_TIME_GAUGES = (BROKER_QUEUE_DEPTH, CATALOG_IMAGES, RECONCILE_LAST_PASS_TIME, RECONCILE_LAST_PASS_ITEMS)
+# Gauges of stored state, not of the process: while a function is scaled to zero the local gateway's
+# /metrics shows the values it exported last (its state cannot change while it is not running).
+KEPT_WHILE_STOPPED = frozenset({CATALOG_IMAGES, RECONCILE_LAST_PASS_TIME, RECONCILE_LAST_PASS_ITEMS})
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

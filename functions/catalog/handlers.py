@@ -106,8 +106,10 @@ def list_images(call: Call) -> flask.Response:
     if listing.similar_to is not None:
         if reader.get(listing.similar_to, owner) is None:
             raise NotFound(f"no image {listing.similar_to}")
-        similar = reader.similar(listing.similar_to, listing.max_distance, listing.limit, owner)
-        return json_response({"images": similar, "next_cursor": None})
+        similar, next_cursor = reader.similar(
+            listing.similar_to, listing.max_distance, listing.limit, listing.filters, listing.similar_cursor
+        )
+        return json_response({"images": similar, "next_cursor": next_cursor})
     page, next_cursor = reader.page(listing.filters, listing.cursor, listing.limit)
     return json_response({"images": page, "next_cursor": next_cursor})
 

@@ -10,11 +10,14 @@ tombstone keeps late events of a removed image from reviving it. A reconciler pa
 event ids when repeated (a hash of bucket, key, eTag and the record's repair generation).
 
 HTTP (through the gateway at /catalog; callers see only their own images, admin sees all, a
-foreign id is a 404): GET /images (viewer; filters: status, format, camera, min_bytes, max_bytes,
-min_width, max_width, min_height, max_height, taken_after, taken_before; limit, cursor;
-similar_to=<id> with max_distance), GET /images/<id> (viewer), DELETE /images/<id> (editor),
-GET /images/<id>/variants/<name> (viewer); POST /reconcile (admin): a reconciler pass now, answered
-with its summary; GET /reconcile (admin): the last pass's summary.
+foreign id is a 404): GET /images (viewer; filters: status, format, camera, filename (substrings),
+sha256, min_bytes, max_bytes, min_width, max_width, min_height, max_height, taken_after, taken_before;
+limit, cursor; similar_to=<id> with max_distance: near-duplicates nearest first, with the filters,
+paged by cursor too; any other parameter is a 400 naming it), GET /images/<id> (viewer),
+DELETE /images/<id> (editor), GET /images/<id>/variants/<name> (viewer); POST /reconcile (admin):
+a reconciler pass now, answered with its summary; GET /reconcile (admin): the last pass's summary.
+A record carries the uploader's `filename` and `duplicate_of` (the owner's earliest record with the
+same sha256).
 """
 
 from __future__ import annotations

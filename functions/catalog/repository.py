@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from functions.catalog.schema import images, metadata
+from functions.catalog.schema import create_or_upgrade, images
+from pipeline import filenames
 from pipeline.events import ImageAnalyzed, ImageRejected, ImageThumbnailed, ObjectCreated, ObjectRemoved
 from pipeline.ownership import owner_of
 from shared.objectstore import InvalidKey, check_bucket, check_key
@@ -57,6 +58,11 @@ def sequencer_after(new: str | None, old: str | None) -> bool:
         return (len(new), new) > (len(old), old)
 
 
+def original_name(created: ObjectCreated) -> str:
+    """The uploader's file name (object metadata), else the name the key ends with."""
+    return filenames.from_metadata(created.user_metadata) or created.key.rsplit("/", 1)[-1]
+
+
 def _taken_at(exif: Mapping[str, Any]) -> datetime | None:
     raw = exif.get("date_taken")
     if not isinstance(raw, str):
@@ -81,7 +87,7 @@ class CatalogWriter:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_or_upgrade(engine)
 
     def _write(self, conn: Connection, image_id: str, bucket: str, key: str, values: dict[str, Any]) -> bool:
         """Update the live row, or insert one; a deleted image is left alone. False when nothing was written.
@@ -131,7 +137,12 @@ class CatalogWriter:
                 image_id,
                 created.bucket,
                 created.key,
-                {"sequencer": created.sequencer, "content_type": created.content_type, "bytes": created.size},
+                {
+                    "sequencer": created.sequencer,
+                    "content_type": created.content_type,
+                    "bytes": created.size,
+                    "filename": original_name(created),
+                },
             )
 
     def analyzed(self, event: ImageAnalyzed) -> None:

@@ -7,13 +7,19 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Engine,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    and_,
     case,
+    inspect,
+    or_,
+    select,
+    text,
 )
 
 metadata = MetaData()
@@ -25,6 +31,7 @@ images = Table(
     Column("bucket", String(255), nullable=False),
     Column("key", Text, nullable=False),
     Column("owner", String(255), nullable=False),
+    Column("filename", String(1024), nullable=True),  # the uploader's file name (object metadata)
     Column("reason", Text, nullable=True),  # set when rejected
     Column("width", Integer, nullable=True),
     Column("height", Integer, nullable=True),
@@ -76,3 +83,36 @@ passes = Table(
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Column("summary", JSON, nullable=False),
 )
+
+# The earliest live record of the same owner with the same bytes (sha256): derived when read, so it
+# holds whatever order the events came in and follows deletions.
+_earlier = images.alias("earlier")
+duplicate_of = (
+    select(_earlier.c.id)
+    .where(
+        _earlier.c.sha256 == images.c.sha256,
+        _earlier.c.owner == images.c.owner,
+        _earlier.c.deleted_at.is_(None),
+        or_(
+            _earlier.c.created_at < images.c.created_at,
+            and_(_earlier.c.created_at == images.c.created_at, _earlier.c.id < images.c.id),
+        ),
+    )
+    .order_by(_earlier.c.created_at, _earlier.c.id)
+    .limit(1)
+    .correlate(images)
+    .scalar_subquery()
+    .label("duplicate_of")
+)
+
+
+def create_or_upgrade(engine: Engine) -> None:
+    """Create the tables, and add the (nullable) columns a database made by an older version lacks."""
+    metadata.create_all(engine)
+    present = {column["name"] for column in inspect(engine).get_columns(images.name)}
+    missing = [column for column in images.columns if column.name not in present]
+    guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""  # replicas starting at once
+    with engine.begin() as conn:
+        for column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.execute(text(f'ALTER TABLE {images.name} ADD COLUMN {guard}"{column.name}" {kind}'))

@@ -3,6 +3,9 @@
 
 Consumes: HTTP only. Emits: nothing itself; the store's notification of the new object starts the
 pipeline, exactly as for a file dropped straight into the bucket.
+The client's file name (multipart filename, Content-Disposition with RFC 8187 `filename*`, or the
+older X-Filename) is kept on the object as metadata `filename` (`pipeline.filenames`), which its
+notification carries to the catalog.
 Idempotent: every upload gets a fresh key `<owner>/<uuid><ext>`, so a retried request stores a second
 copy rather than overwriting anything (the catalog's sha256 shows duplicates).
 """
@@ -10,7 +13,6 @@ copy rather than overwriting anything (the catalog's sha256 shows duplicates).
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 
 import flask
@@ -20,6 +22,7 @@ from functions.runtime import json_response, target
 from functions.spec import PUBLIC, UPLOAD_BODY, FunctionSpec, route
 from functions.upload import presign
 from functions.upload.used_urls import UsedUrls
+from pipeline import filenames
 from pipeline.events import image_id
 from pipeline.ownership import owner_segment
 from shared import tracing
@@ -40,7 +43,6 @@ STORED_AS = {  # sniffed format -> (key extension, Content-Type)
     "AVIF": (".avif", "image/avif"),
     "HEIF": (".heic", "image/heic"),
 }
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 USED_URLS_DIR = "presigned-uploads-used"  # in the data dir: one marker per used presigned URL
 
 
@@ -57,12 +59,25 @@ def _read_limited(request: flask.Request, limit: int) -> tuple[bytes, str]:
         name = upload.filename or ""
     else:
         data = request.stream.read(limit + 1)
-        name = request.headers.get("X-Filename", "")
+        name = _header_name(request)
     if len(data) > limit:
         raise HttpError(f"upload is over the limit of {limit} bytes", 413)
     if not data:
         raise HttpError("the upload is empty: send the image as the body or as multipart field 'file'")
     return data, name
+
+
+def _header_name(request: flask.Request) -> str:
+    """The file name of a raw upload: Content-Disposition (RFC 8187 `filename*` for any name), else
+    X-Filename as older clients send it (latin-1 text, the only kind a header carries as it is)."""
+    disposition = request.headers.get("Content-Disposition")
+    if disposition:
+        return filenames.from_content_disposition(disposition) or ""
+    legacy = request.headers.get("X-Filename", "")
+    try:  # curl and friends send the UTF-8 bytes as they are: werkzeug read them as latin-1
+        return legacy.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return legacy
 
 
 def _accepted_image(data: bytes) -> tuple[str, str]:
@@ -139,14 +154,14 @@ def upload(call: Call) -> flask.Response:
     data, original_name = _read_limited(request, config.max_upload_bytes)
     extension, content_type = _accepted_image(data)
     key = f"{owner}/{uuid.uuid4().hex}{extension}"
-    metadata = {"original-name": _UNSAFE_NAME.sub("_", original_name)[:200]} if original_name else {}
+    name = filenames.clean(original_name) if original_name else None
+    metadata = filenames.to_metadata(name) if name else {}
     metadata.update(_trace_metadata())
     call.client(open_store).put(config.uploads_bucket, key, data, content_type, metadata)
     the_id = image_id(config.uploads_bucket, key)
     log.info("stored upload", extra=log_fields(image_id=the_id, key=key, bytes=len(data)))
-    return json_response(
-        {"id": image_id(config.uploads_bucket, key), "bucket": config.uploads_bucket, "key": key}, 201
-    )
+    kept = filenames.from_metadata(metadata)  # the name as the catalog will show it (cut if very long)
+    return json_response({"id": the_id, "bucket": config.uploads_bucket, "key": key, "filename": kept}, 201)
 
 
 SPEC = FunctionSpec(

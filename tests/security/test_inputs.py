@@ -240,6 +240,16 @@ CATALOG_REFUSALS = [
     ({"cursor": "\u00b2"}, "cursor is not one this API returned"),
     ({"cursor": "A" * 5000}, "cursor is not one this API returned"),
     ({"similar_to": "\x00"}, "similar_to must be an image id"),
+    ({"filename": "a\x00"}, "filename contains a NUL character"),
+    ({"sha256": "ab" * 31}, "sha256 must be 64 hex digits"),
+    ({"sort": "name", "status": "ready"}, "unknown query parameter(s): sort; known: status, format"),
+    (
+        {
+            "similar_to": A_PHASHLESS_ID,
+            "cursor": cursor_of(json.dumps(["2024-01-01T00:00:00", "a" * 32]).encode()),
+        },
+        "cursor is not one this API returned for similar_to",
+    ),
     (
         {"similar_to": A_PHASHLESS_ID, "max_distance": "\u00b2"},
         "max_distance must be an integer from 0 to 64",

@@ -64,7 +64,7 @@ hostile_text = st.one_of(
 )
 
 CATALOG_PARAMETERS = (
-    "status", "format", "camera", *RANGE_FILTERS, "taken_after", "taken_before",
+    "status", "format", "camera", "filename", "sha256", *RANGE_FILTERS, "taken_after", "taken_before",
     "limit", "cursor", "similar_to", "max_distance",
 )  # fmt: skip
 DEAD_LETTER_PARAMETERS = ("limit", "type")
@@ -82,6 +82,8 @@ def assert_valid(listing: Listing) -> None:
     assert listing.cursor is None or is_image_id(listing.cursor[1])
     assert filters.status in (None, *STATUSES)
     assert holds_text(filters.format, images.c.format) and holds_text(filters.camera, images.c.camera)
+    assert holds_text(filters.filename, images.c.filename)
+    assert filters.sha256 is None or len(filters.sha256) == 64
     for name, column in RANGE_FILTERS.items():
         value, bounds = getattr(filters, name), integer_range(column)
         assert bounds is not None and (value is None or 0 <= value <= bounds[1])

@@ -167,8 +167,9 @@ def test_similar_to_orders_by_hamming_distance(catalog: tuple[CatalogWriter, Cat
     writer.analyzed(analyzed("s/near.jpg", phash="ffffffff00000001"))  # 1 bit away
     writer.analyzed(analyzed("s/closer.jpg", phash="ffffffff00000000"))  # identical hash
     writer.analyzed(analyzed("s/far.jpg", phash="00000000ffffffff"))  # 64 bits away
-    found = reader.similar(image_id(BUCKET, "s/origin.jpg"), 10, 10, None)
+    found, next_cursor = reader.similar(image_id(BUCKET, "s/origin.jpg"), 10, 10, ImageFilter())
     assert [(r["key"], r["distance"]) for r in found] == [("s/closer.jpg", 0), ("s/near.jpg", 1)]
+    assert next_cursor is None
 
 
 def test_owner_scoping(catalog: tuple[CatalogWriter, CatalogReader]) -> None:

@@ -140,9 +140,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, BrokerUnavailable) as exc:
         platform.shutdown()
         raise CliError(str(exc)) from None
-    here = platform_file.RunningPlatform(platform.public_url, platform.internal_url, os.getpid())
     try:
-        platform_file.write(platform.data_dir, here)  # where the CLI finds it (no --url needed)
         _print_startup(platform)
         if args.demo:
             from cli.demo import run_demo
@@ -152,5 +150,4 @@ def run(args: argparse.Namespace) -> int:
         print("stopping...", flush=True)
     finally:
         platform.shutdown()
-        platform_file.remove(platform.data_dir, here.pid)
     return 0

@@ -15,6 +15,7 @@ from typing import Any
 from eventing.trigger import Trigger
 from functions.registry import BROKER_PATH, all_specs, dead_letter_sink, largest_body
 from functions.spec import FunctionSpec
+from localplatform import platform_file
 from localplatform.auth_wiring import AuthSetup, prepare_auth, service_credentials, storage_events_token_env
 from localplatform.broker.base import Broker, BrokerUnavailable, TriggerError
 from localplatform.broker.durable import DurableBroker
@@ -23,6 +24,7 @@ from localplatform.ext_authz import ExtAuthz
 from localplatform.gateway import Gateway
 from localplatform.http_server import HttpServer
 from localplatform.metrics_aggregate import LastExports
+from localplatform.platform_file import RunningPlatform
 from localplatform.processes import ProcessManager, free_port
 from localplatform.sink_refs import SinkRefs
 from localplatform.storage_wiring import start_storage
@@ -112,6 +114,7 @@ class DevPlatform:
         self.processes: ProcessManager | None = None
         self._threads: list[threading.Thread] = []
         self._storage: list[Any] = []
+        self._recorded = False  # platform.json written
 
     @property
     def internal_url(self) -> str:
@@ -183,6 +186,10 @@ class DevPlatform:
         _LIVE.add(self)
         _register_queue_depth()
         self.processes.start()
+        # where the CLI finds this platform (no --url needed), written before the first request is
+        # answered: whoever saw /healthz answer can read it
+        platform_file.write(self.data_dir, RunningPlatform(self.public_url, self.internal_url, os.getpid()))
+        self._recorded = True
         for name, server in (("gateway", self.server), ("gateway-internal", self.internal_server)):
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
@@ -231,6 +238,8 @@ class DevPlatform:
             self.broker.close()
         if self.processes is not None:
             self.processes.shutdown()
+        if self._recorded:  # last: until here a second `datafrost dev` on this data dir is refused
+            platform_file.remove(self.data_dir, os.getpid())
 
 
 def start_stored_triggers(broker: Broker, store: TriggerStore, gateway: Gateway) -> None:

@@ -90,7 +90,7 @@ def test_status_of_a_real_platform_wakes_nothing_and_keeps_the_image_counts(tmp_
         assert first.stdout == second.stdout  # reading changed nothing it reports
         rows = {line.split()[0]: line.split() for line in first.stdout.splitlines() if line.strip()}
         assert all(rows[name][1] == "stopped" for name in before), first.stdout
-        images_line = first.stdout.splitlines()[-1]
+        images_line = next(line for line in first.stdout.splitlines() if line.startswith("images:"))
         assert images_line.startswith("images: processing 0, ready 1, rejected 0 (total 1)"), images_line
         assert "it is stopped" in images_line
         after = wait_all_stopped(dev, timeout=1)

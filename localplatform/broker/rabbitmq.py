@@ -237,9 +237,8 @@ class RabbitMQBroker(Broker):
                 if inline and not work:  # nothing ahead of it: attempt it here, no hand-over
                     try:
                         step = self.dispatcher.step(delivery)
-                    except Exception:
-                        log.exception("delivery to trigger %s crashed", trigger.name)
-                        step = DeliveryResult(Outcome.UNDELIVERABLE, 1, None)
+                    except Exception as exc:
+                        step = DeliveryResult(_crashed(trigger, exc), 1, None)
                     if isinstance(step, DeliveryResult):
                         settle.finished(tag, step.outcome)  # acked with the others after this round
                         return
@@ -306,9 +305,8 @@ class RabbitMQBroker(Broker):
                     return Outcome.ABORTED
                 return self.dispatcher.deliver(delivery, stop).outcome
             step = self.dispatcher.step(delivery)
-        except Exception:
-            log.exception("delivery to trigger %s crashed", consumer.trigger.name)
-            return Outcome.UNDELIVERABLE
+        except Exception as exc:
+            return _crashed(consumer.trigger, exc)
         if isinstance(step, DeliveryResult):
             return step.outcome
         return None if work.put_later((tag, delivery, 0.0), step.delay) else Outcome.ABORTED
@@ -332,6 +330,19 @@ class RabbitMQBroker(Broker):
     def close(self) -> None:
         super().close()
         self._publisher.close()  # publishes that raced the shutdown are refused, never left hanging
+
+
+def _crashed(trigger: Trigger, exc: Exception) -> Outcome:
+    """The outcome of a delivery that raised: a reply the broker did not store (shutting down, or no
+    confirm) sends the event back to its queue, to be delivered (and answered) again; anything else is
+    dead-lettered, kept intact in the dead-letter queue."""
+    if isinstance(exc, BrokerUnavailable):
+        log.warning(
+            "a reply to trigger %s was not stored (%s); the event goes back to its queue", trigger.name, exc
+        )
+        return Outcome.ABORTED
+    log.error("delivery to trigger %s crashed", trigger.name, exc_info=exc)
+    return Outcome.UNDELIVERABLE
 
 
 def _properties(message: AmqpMessage) -> pika.BasicProperties:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from uuid import uuid4
@@ -16,6 +17,7 @@ from werkzeug.wrappers import Response
 from eventing.amqp_codec import from_amqp, to_amqp
 from eventing.broker_ttl import admitted
 from eventing.cloudevent import CloudEvent, new_event
+from eventing.http_codec import to_binary
 from eventing.trigger import DeliverySpec, Trigger
 from localplatform.broker.rabbitmq import RabbitMQBroker
 from tests.support.sink import Sink, status
@@ -197,6 +199,49 @@ def test_close_keeps_undelivered_events_for_the_next_instance(
     sink.wait_for(5)
     wait_until(lambda: second.backlog() == {"images": 0}, "an empty backlog")
     assert [r.event for r in sink.received] == [admitted(e) for e in events]
+
+
+def test_a_delivery_whose_reply_was_not_stored_goes_back_to_its_queue(
+    brokers: Callable[[str], RabbitMQBroker], sink: Sink, channel: BlockingChannel
+) -> None:
+    """A reply is published before the event is acked: when the closing broker refuses it, the event is
+    requeued (not dead-lettered) and the next instance delivers it again, reply and all. (Found by the
+    fault test: a thumbnail's reply refused at Ctrl-C left its image `processing` for good.)"""
+    name = f"test-{uuid4().hex[:8]}"
+    reply = new_event("io.datafrost.test.reply", "/tests/replier", {"ok": True}, id="reply-1")
+    headers, body = to_binary(reply)
+    first = brokers(name)
+    closing = threading.Thread(target=first.close)
+    answered = threading.Event()
+
+    def reply_while_closing(e: CloudEvent, n: int) -> Response:
+        if n == 1:  # the broker starts closing before the subscriber answers
+            closing.start()
+            wait_until(first._stopping.is_set, "the broker to start closing")
+            answered.set()
+        return Response(body, status=200, headers=headers)
+
+    sink.answer = reply_while_closing  # type: ignore[assignment]
+    first.set_trigger(fast_trigger(sink.url))
+    sent = event(0, bucket="images")
+    first.publish([sent])
+    assert answered.wait(10)
+    closing.join(30)
+    wait_until(lambda: ready_count(channel, first.topology.queue("images")) == 1, "the event requeued")
+    assert first.dead_letter_count() == 0
+
+    replies = Sink()
+    try:
+        second = brokers(name)
+        second.set_trigger(
+            Trigger("replies", replies.url, {"type": reply.type}, DeliverySpec(3, "linear", 0.02))
+        )
+        second.set_trigger(fast_trigger(sink.url))
+        (got,) = replies.wait_for(1)
+        assert got.event.id == reply.id
+        assert [r.event.id for r in sink.received] == [sent.id, sent.id]
+    finally:
+        replies.close()
 
 
 def test_changing_a_trigger_keeps_its_backlog_and_redelivers_nothing(

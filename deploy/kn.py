@@ -88,6 +88,13 @@ def _kn_trigger(r: Resource) -> list[str]:
     ]
 
 
+def broker_config_ref(config: Resource) -> str:
+    """`kn broker create --broker-config` for an object kn has no short name for: four colon-separated
+    parts, `<apiVersion>:<kind>:<name>:<namespace>` (knative/client ConfigFlags.GetBrokerConfigReference)."""
+    namespace = config["metadata"].get("namespace", NAMESPACE)
+    return f"{config['apiVersion']}:{config['kind']}:{config['metadata']['name']}:{namespace}"
+
+
 def kn_script(files: dict[str, list[Resource]]) -> str:
     """Shell text: kubectl for what kn cannot create, kn for the Broker, Services and Triggers."""
     lines = [HEADER.format(ns=NAMESPACE)]
@@ -96,7 +103,7 @@ def kn_script(files: dict[str, list[Resource]]) -> str:
     broker = next(r for r in files["broker.yaml"] if r["kind"] == "Broker")
     # kn creates the Broker but not its RabbitmqBrokerConfig: that one goes in with kubectl.
     lines.append(_line("kubectl", "apply", "-f", "-") + " <<'EOF'\n" + json.dumps(config) + "\nEOF")
-    ref = f"{config['kind']}:{config['metadata']['name']}:{NAMESPACE}:{config['apiVersion']}"
+    ref = broker_config_ref(config)
     lines.append(
         _line("kn", "broker", "create", broker["metadata"]["name"], "--namespace", "$NS", "--class",
               broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"], "--broker-config", ref)

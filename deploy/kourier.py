@@ -17,6 +17,24 @@ CHECK_PREFIX = route_prefix(_CHECK.path)
 EXTAUTHZ_SERVICE = f"{AUTHZ.name}-extauthz"
 QUEUE_PROXY_PORT = 8012  # queue-proxy's HTTP port in every Knative pod: keeps concurrency metrics
 MAX_REQUEST_BODY_BYTES = 8192  # what authz is tested with; it never reads the body
+KOURIER_CONTROLLER = "net-kourier-controller"  # its Deployment in knative-serving
+# net-kourier reads the extauthz-* keys from config-kourier since knative-v1.19.0 (net-kourier #1334,
+# commit cf879dd); older releases ignore them and leave the gateway open.
+MIN_NET_KOURIER = "knative-v1.19.0"
+
+
+def kourier_authz_steps(patch_file: str, namespace: str = NAMESPACE) -> list[str]:
+    """Shell steps that put authz in front of Kourier, in order: authz Ready first (every request will
+    wait on it), the patch, then a restart of Kourier's controller and a wait for it. net-kourier adds
+    the ext-authz filter to its listeners at the next resync, but creates the Envoy cluster it points
+    at only when the controller starts (pkg/generator/caches.go, NewCaches): without the restart every
+    request is refused with a 403."""
+    return [
+        f"kubectl -n {namespace} wait ksvc/{AUTHZ.name} --for=condition=Ready --timeout=300s",
+        f"kubectl -n knative-serving patch configmap config-kourier --type merge --patch-file {patch_file}",
+        f"kubectl -n knative-serving rollout restart deployment/{KOURIER_CONTROLLER}",
+        f"kubectl -n knative-serving rollout status deployment/{KOURIER_CONTROLLER} --timeout=300s",
+    ]
 
 
 def extauthz_service() -> Resource:

@@ -37,4 +37,7 @@ kubectl apply -f knative/sink-binding.yaml
 kubectl apply -f knative/minio-source.yaml
 kubectl apply -f knative/ping-source.yaml
 kubectl apply -f knative/extauthz.yaml
+kubectl -n $NS wait ksvc/authz --for=condition=Ready --timeout=300s
 kubectl -n knative-serving patch configmap config-kourier --type merge --patch-file knative/kourier/config-kourier.yaml
+kubectl -n knative-serving rollout restart deployment/net-kourier-controller
+kubectl -n knative-serving rollout status deployment/net-kourier-controller --timeout=300s

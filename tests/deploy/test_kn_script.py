@@ -1,12 +1,18 @@
-"""`knative/kn.sh` hands kn arguments the way kn reads them (issue 13 item 3)."""
+"""`knative/kn.sh`, the deploy guide and the release job: kn arguments as kn reads them, and Kourier's
+ext-authz switched on in an order that works (issue 13 items 2 and 3)."""
 
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
+import pytest
 import yaml
 
 from cli.manifests import rendered_files
+from deploy.kourier import MIN_NET_KOURIER
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # kn's short names for --broker-config kinds (knative/client pkg/commands/broker: ConfigTypeMapping)
 KN_DEFAULT_KINDS = {
@@ -79,3 +85,37 @@ def test_kn_sh_creates_the_broker_with_the_kustomizations_config_reference() -> 
         words[words.index("--class") + 1]
         == broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"]
     )
+
+
+def authz_steps_in(text: str) -> list[str]:
+    """The lines of `text` that are authz-in-front-of-Kourier steps (patch file path normalised)."""
+    wanted = ("wait ksvc/authz", "patch configmap config-kourier", "rollout restart deployment/net-kourier",
+              "rollout status deployment/net-kourier")  # fmt: skip
+    steps = []
+    for line in text.splitlines():
+        for i, part in enumerate(wanted):
+            if part in line:
+                steps.append(i)
+    return [wanted[i] for i in steps]
+
+
+@pytest.mark.parametrize("where", ["knative/kn.sh", "README.md", ".github/workflows/ci.yaml"])
+def test_kourier_gets_authz_in_order_and_its_controller_is_restarted(where: str) -> None:
+    """authz Ready, then the config-kourier patch, then a restart of net-kourier's controller and a wait.
+
+    net-kourier (knative-extensions/net-kourier, pkg/generator/caches.go `NewCaches`) creates the
+    `__extAuthZCluster` Envoy cluster only when the controller starts, while the ext-authz filter reaches
+    the listeners at the next resync: patched but not restarted, Envoy answers every request with 403.
+    """
+    text = (ROOT / where).read_text()
+    assert authz_steps_in(text) == [
+        "wait ksvc/authz",
+        "patch configmap config-kourier",
+        "rollout restart deployment/net-kourier",
+        "rollout status deployment/net-kourier",
+    ]
+
+
+def test_the_readme_names_the_net_kourier_release_that_reads_the_extauthz_keys() -> None:
+    """The extauthz-* keys of config-kourier are read since net-kourier knative-v1.19.0 (#1334)."""
+    assert f"net-kourier **{MIN_NET_KOURIER} or newer**" in (ROOT / "README.md").read_text()

@@ -11,6 +11,7 @@ from deploy.common import (
     RABBITMQ_CLUSTER,
     SINK_LABEL,
     Resource,
+    broker_sink,
     metadata,
     service_ref,
 )
@@ -91,13 +92,6 @@ def sink_binding() -> Resource:
                 "namespace": NAMESPACE,
                 "selector": {"matchLabels": {SINK_LABEL: "broker"}},
             },
-            "sink": {
-                "ref": {
-                    "apiVersion": "eventing.knative.dev/v1",
-                    "kind": "Broker",
-                    "name": BROKER,
-                    "namespace": NAMESPACE,
-                }
-            },
+            "sink": broker_sink(),
         },
     }

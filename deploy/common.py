@@ -21,6 +21,18 @@ def metadata(name: str, namespace: str = NAMESPACE, **extra: Any) -> dict[str, A
     return {"name": name, "namespace": namespace, "labels": dict(PART_OF), **extra}
 
 
+def broker_sink() -> dict[str, Any]:
+    """A sink that is the project's Broker (for sources and bindings that post events)."""
+    return {
+        "ref": {
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Broker",
+            "name": BROKER,
+            "namespace": NAMESPACE,
+        }
+    }
+
+
 def service_ref(name: str) -> dict[str, str]:
     """A reference to one of the generated Knative Services (an Addressable)."""
     return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": name, "namespace": NAMESPACE}

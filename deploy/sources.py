@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from deploy.common import BROKER, NAMESPACE, RABBITMQ_CLUSTER, Resource, metadata, service_ref
+from deploy.common import NAMESPACE, RABBITMQ_CLUSTER, Resource, broker_sink, metadata, service_ref
 from eventing.durations import format_duration
 from eventing.trigger import DeliverySpec
 from functions.registry import served_by
@@ -98,13 +98,6 @@ def reconcile_ping() -> Resource:
             "schedule": f"*/{minutes} * * * *" if minutes < 60 else f"0 */{max(1, minutes // 60)} * * *",
             "contentType": "application/json",
             "data": json.dumps(PING_DATA),
-            "sink": {
-                "ref": {
-                    "apiVersion": "eventing.knative.dev/v1",
-                    "kind": "Broker",
-                    "name": BROKER,
-                    "namespace": NAMESPACE,
-                }
-            },
+            "sink": broker_sink(),
         },
     }
